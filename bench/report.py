@@ -1,0 +1,81 @@
+"""Turn bench/run.sh's raw JSONL into a table, ratios and bench/results/latest.json.
+
+Usage: python3 bench/report.py RAW.jsonl OUT.json META_JSON
+Raw lines: {"target", "c", "threads", "result": <chat.lua BENCH_RESULT>} or {"target", "status", "reason"}.
+"""
+
+import json
+import sys
+
+TARGETS = ("direct", "litellm", "raygate")
+
+
+def main(raw_path: str, out_path: str, meta: str) -> None:
+    targets: dict[str, dict] = {t: {"status": "not run", "runs": []} for t in TARGETS}
+    with open(raw_path) as f:
+        for line in f:
+            rec = json.loads(line)
+            t = targets.setdefault(rec["target"], {"status": "not run", "runs": []})
+            if "status" in rec:
+                t["status"], t["reason"] = rec["status"], rec.get("reason", "")
+                continue
+            r = rec["result"]
+            errors = r["non2xx"] + r["socket_errors"]
+            t["runs"].append({
+                "c": rec["c"], "threads": rec["threads"],
+                # Goodput: only 2xx responses count, so a gateway answering errors fast can't look good.
+                "rps": round((r["requests"] - r["non2xx"]) / r["duration_s"], 1),
+                "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"], "p99_ms": r["p99_ms"],
+                "requests": r["requests"], "non2xx": r["non2xx"],
+                "first_non2xx_status": r["first_non2xx_status"],
+                "socket_errors": r["socket_errors"], "errors": errors,
+            })
+
+    print(f"\n{'target':<9} {'c':>3} {'req/s (2xx)':>12} {'p50 ms':>9} {'p99 ms':>9}  errors")
+    for name, t in targets.items():
+        if not t["runs"]:
+            print(f"{name:<9}   -  {name}: {t['status']}" + (f" ({t['reason']})" if t.get("reason") else ""))
+        for r in t["runs"]:
+            err = str(r["errors"])
+            if r["non2xx"]:
+                err += f" (non-2xx {r['non2xx']}, e.g. HTTP {r['first_non2xx_status']})"
+            if r["socket_errors"]:
+                err += f" (socket {r['socket_errors']})"
+            print(f"{name:<9} {r['c']:>3} {r['rps']:>12.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f}  {err}")
+
+    def run(name: str, c: int) -> dict | None:
+        return next((r for r in targets[name]["runs"] if r["c"] == c), None)
+
+    ratios: dict = {"raygate_over_litellm_rps": {}, "added_p50_ms_c1": {}}
+    print("\nraygate/LiteLLM throughput (>1 = raygate faster):")
+    for r in targets["litellm"]["runs"]:
+        g = run("raygate", r["c"])
+        if g and r["rps"]:
+            ratios["raygate_over_litellm_rps"][str(r["c"])] = round(g["rps"] / r["rps"], 3)
+            flag = "  (!) errors in this run" if g["errors"] or r["errors"] else ""
+            print(f"  c={r['c']:<3} {g['rps'] / r['rps']:.2f}x{flag}")
+        else:
+            print(f"  c={r['c']:<3} n/a (raygate {targets['raygate']['status']})")
+
+    base = run("direct", 1)
+    print("\nadded p50 latency at c=1 (gateway p50 - direct p50):")
+    for name in ("litellm", "raygate"):
+        g = run(name, 1)
+        if base and g:
+            ratios["added_p50_ms_c1"][name] = round(g["p50_ms"] - base["p50_ms"], 3)
+            print(f"  {name:<8} {g['p50_ms'] - base['p50_ms']:8.2f} ms")
+        else:
+            print(f"  {name:<8}      n/a ({targets[name]['status']})")
+    added = ratios["added_p50_ms_c1"]
+    if "litellm" in added and "raygate" in added and added["litellm"] > 0:
+        ratios["added_p50_raygate_over_litellm"] = round(added["raygate"] / added["litellm"], 3)
+        print(f"  raygate/LiteLLM added-p50 ratio: {added['raygate'] / added['litellm']:.2f} (<1 = raygate adds less)")
+
+    with open(out_path, "w") as f:
+        json.dump({"meta": json.loads(meta), "targets": targets, "ratios": ratios}, f, indent=2)
+        f.write("\n")
+    print(f"\nwrote {out_path}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

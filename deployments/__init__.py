@@ -1,0 +1,1 @@
+"""Ray Serve deployments: thin shells that wire library code into Serve."""

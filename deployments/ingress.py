@@ -1,0 +1,32 @@
+"""The ingress deployment: one FastAPI app per replica around a `Gateway`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.types import ASGIApp
+
+from serve.api.app import create_app, with_context
+from serve.bootstrap import build_gateway
+from serve.config import parse_platform_config
+from serve.gateway import Gateway
+from serve.remote_engine import RemoteEngine
+
+
+@serve.ingress()
+class Ingress:
+    async def __init__(  # type: ignore[misc]  # Serve supports async constructors
+        self, platform: dict[str, Any], handles: dict[str, DeploymentHandle[Any]]
+    ) -> None:
+        config = parse_platform_config(platform)
+        remote = {name: RemoteEngine(handle) for name, handle in handles.items()}
+        self._gateway: Gateway = await build_gateway(config, remote)
+
+    def __serve_build_asgi_app__(self) -> ASGIApp:
+        return with_context(create_app(self._gateway), self._gateway)
+
+    async def check_health(self) -> None:
+        if not await self._gateway.keys.ping():
+            raise RuntimeError("database unreachable")

@@ -1,0 +1,1 @@
+"""raygate's composition root: config, app builder, CLI, state, auth and the HTTP edge."""

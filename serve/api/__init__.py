@@ -1,0 +1,1 @@
+"""The HTTP edge: OpenAI-compatible routes, admin routes, JSON and SSE encoding."""

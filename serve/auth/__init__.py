@@ -1,0 +1,1 @@
+"""Caller authentication: API keys and tokens from trusted JWT issuers."""

