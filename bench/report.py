@@ -1,7 +1,8 @@
 """Turn bench/run.sh's raw JSONL into a table, ratios and bench/results/latest.json.
 
 Usage: python3 bench/report.py RAW.jsonl OUT.json META_JSON
-Raw lines: {"target", "c", "threads", "result": <chat.lua BENCH_RESULT>} or {"target", "status", "reason"}.
+Raw lines: {"target", "c", "threads", "cpu_s", "result": <chat.lua BENCH_RESULT>} or
+{"target", "status", "reason"}. cpu_s: CPU time the target's own processes used during the run.
 """
 
 import json
@@ -26,12 +27,13 @@ def main(raw_path: str, out_path: str, meta: str) -> None:
                 # Goodput: only 2xx responses count, so a gateway answering errors fast can't look good.
                 "rps": round((r["requests"] - r["non2xx"]) / r["duration_s"], 1),
                 "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"], "p99_ms": r["p99_ms"],
+                "cpu_ms_per_req": round(rec["cpu_s"] * 1000 / max(r["requests"], 1), 3),
                 "requests": r["requests"], "non2xx": r["non2xx"],
                 "first_non2xx_status": r["first_non2xx_status"],
                 "socket_errors": r["socket_errors"], "errors": errors,
             })
 
-    print(f"\n{'target':<9} {'c':>3} {'req/s (2xx)':>12} {'p50 ms':>9} {'p99 ms':>9}  errors")
+    print(f"\n{'target':<9} {'c':>3} {'req/s (2xx)':>12} {'p50 ms':>9} {'p99 ms':>9} {'cpu ms/req':>10}  errors")
     for name, t in targets.items():
         if not t["runs"]:
             print(f"{name:<9}   -  {name}: {t['status']}" + (f" ({t['reason']})" if t.get("reason") else ""))
@@ -41,19 +43,21 @@ def main(raw_path: str, out_path: str, meta: str) -> None:
                 err += f" (non-2xx {r['non2xx']}, e.g. HTTP {r['first_non2xx_status']})"
             if r["socket_errors"]:
                 err += f" (socket {r['socket_errors']})"
-            print(f"{name:<9} {r['c']:>3} {r['rps']:>12.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f}  {err}")
+            print(f"{name:<9} {r['c']:>3} {r['rps']:>12.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['cpu_ms_per_req']:>10.3f}  {err}")
 
     def run(name: str, c: int) -> dict | None:
         return next((r for r in targets[name]["runs"] if r["c"] == c), None)
 
-    ratios: dict = {"raygate_over_litellm_rps": {}, "added_p50_ms_c1": {}}
-    print("\nraygate/LiteLLM throughput (>1 = raygate faster):")
+    ratios: dict = {"raygate_over_litellm_rps": {}, "raygate_over_litellm_cpu_per_req": {}, "added_p50_ms_c1": {}}
+    print("\nraygate/LiteLLM: throughput (>1 = raygate faster), CPU per request (<1 = raygate cheaper):")
     for r in targets["litellm"]["runs"]:
         g = run("raygate", r["c"])
         if g and r["rps"]:
+            cpu = g["cpu_ms_per_req"] / r["cpu_ms_per_req"] if r["cpu_ms_per_req"] else float("nan")
             ratios["raygate_over_litellm_rps"][str(r["c"])] = round(g["rps"] / r["rps"], 3)
+            ratios["raygate_over_litellm_cpu_per_req"][str(r["c"])] = round(cpu, 3)
             flag = "  (!) errors in this run" if g["errors"] or r["errors"] else ""
-            print(f"  c={r['c']:<3} {g['rps'] / r['rps']:.2f}x{flag}")
+            print(f"  c={r['c']:<3} throughput {g['rps'] / r['rps']:.2f}x, CPU/request {cpu:.2f}x{flag}")
         else:
             print(f"  c={r['c']:<3} n/a (raygate {targets['raygate']['status']})")
 

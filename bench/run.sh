@@ -50,19 +50,30 @@ wait_ready() {  # pid url timeout_s -> 0 when url answers 200, 1 if the process 
   return 1
 }
 
-bench() {  # name base_url key
-  local name=$1 url=$2 key=$3 c line code
+cpu_ticks() {  # pgid -> user+system CPU ticks of all live processes in that process group
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/.*) //' | awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'
+}
+
+bench() {  # name base_url key pgid
+  local name=$1 url=$2 key=$3 pgid=$4 c t line code cpu
   code=$(curl -s --noproxy '*' -m 30 -o "$LOGS/$name.sample.json" -w '%{http_code}' "$url/v1/chat/completions" \
     -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
     -d '{"model":"bench-model","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' || true)
-  echo "sample request: HTTP $code $(head -c 200 "$LOGS/$name.sample.json")"
+  echo "sample request: HTTP $code $(head -c 200 "$LOGS/$name.sample.json" 2>/dev/null)"
   wrk -t2 -c16 -d"${WARMUP}s" --timeout 10s -s bench/chat.lua "$url" -- "$key" > /dev/null || true
   for c in $CONCURRENCY; do
-    line=$(wrk -t$((c < 2 ? c : 2)) -c"$c" -d"${DURATION}s" --timeout 10s -s bench/chat.lua "$url" -- "$key" \
+    t=$((c < 2 ? c : 2)) cpu=$(cpu_ticks "$pgid")
+    line=$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/chat.lua "$url" -- "$key" \
       | sed -n 's/^BENCH_RESULT //p' || true)
-    if [[ -z $line ]]; then record "$name" "failed" "wrk failed at c=$c"; return; fi
+    cpu=$(( $(cpu_ticks "$pgid") - cpu ))
+    if [[ -z $line ]]; then
+      kill -0 "$pgid" 2>/dev/null || { echo "$name exited; last log lines:"; tail -8 "$LOGS/$name.log"; }
+      record "$name" "failed" "wrk got no result at c=$c, see $LOGS/$name.log"
+      return
+    fi
     echo "c=$c $line"
-    printf '{"target":"%s","c":%d,"threads":%d,"result":%s}\n' "$name" "$c" $((c < 2 ? c : 2)) "$line" >> "$RAW"
+    printf '{"target":"%s","c":%d,"threads":%d,"cpu_s":%s,"result":%s}\n' \
+      "$name" "$c" "$t" "$(awk -v n="$cpu" -v hz="$(getconf CLK_TCK)" 'BEGIN {print n / hz}')" "$line" >> "$RAW"
   done
   record "$name" "ok"
 }
@@ -93,7 +104,7 @@ start mock "$VENV/bin/python" bench/mock_upstream.py 9100
 MOCK_PID=$!
 wait_ready "$MOCK_PID" http://127.0.0.1:9100/health 20 || { echo "mock upstream did not start" >&2; exit 1; }
 say "direct: mock upstream, no gateway"
-bench direct http://127.0.0.1:9100 none
+bench direct http://127.0.0.1:9100 none "$MOCK_PID"
 
 # --- LiteLLM Proxy ---------------------------------------------------------------------------------
 say "litellm $LITELLM_VERSION: $LITELLM_WORKERS uvicorn workers on a $(nproc)-core machine"
@@ -102,7 +113,7 @@ LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=WARNING LITELLM_DONT_SHOW_FEEDBACK
   --num_workers "$LITELLM_WORKERS" --timeout_worker_healthcheck "$START_TIMEOUT"
 LITELLM_PID=$!
 if wait_ready "$LITELLM_PID" http://127.0.0.1:4000/health/liveliness "$START_TIMEOUT"; then
-  bench litellm http://127.0.0.1:4000 "$LITELLM_KEY"
+  bench litellm http://127.0.0.1:4000 "$LITELLM_KEY" "$LITELLM_PID"
 else
   echo "litellm: not available; last log lines:"; tail -15 "$LOGS/litellm.log"
   record litellm "not available" "did not become ready, see $LOGS/litellm.log"
@@ -119,7 +130,7 @@ else
   start raygate .venv/bin/raygate up --config bench/raygate.yaml
   RAYGATE_PID=$!
   if wait_ready "$RAYGATE_PID" http://127.0.0.1:8000/readyz "$START_TIMEOUT"; then
-    bench raygate http://127.0.0.1:8000 "$RAYGATE_DEV_KEY"
+    bench raygate http://127.0.0.1:8000 "$RAYGATE_DEV_KEY" "$RAYGATE_PID"
   else
     echo "raygate: not available; last log lines:"; tail -15 "$LOGS/raygate.log"
     record raygate "not available" "did not become ready, see $LOGS/raygate.log"

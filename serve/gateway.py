@@ -90,6 +90,10 @@ class Gateway:
         route = self.route(principal, request.model, "chat")
         result = await route.engine.chat(_engine_request(request, route))
         result["model"] = request.model
+        for choice in result["choices"]:
+            # Fields OpenAI's schema requires that engines (llama.cpp, vLLM) may omit.
+            choice.setdefault("logprobs", None)
+            choice["message"].setdefault("refusal", None)
         return result
 
     async def chat_stream(

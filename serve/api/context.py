@@ -28,8 +28,13 @@ def request_id(scope: Scope) -> str:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_in_flight: int, emit_request_id: bool = True
+    ) -> None:
+        """`emit_request_id=False` under Ray Serve, whose own middleware already assigns
+        ``x-request-id`` (honouring the caller's) and returns it on every response."""
         self.app = app
+        self.emit_request_id = emit_request_id
         self.max_body_bytes = max_body_bytes
         self.max_in_flight = max_in_flight
         self.in_flight = 0
@@ -41,7 +46,7 @@ class RequestContext:
         rid = b""
         length = -1
         for name, value in scope["headers"]:
-            if name == b"x-request-id" and _VALID_ID.match(value):
+            if name == b"x-request-id" and (not self.emit_request_id or _VALID_ID.match(value)):
                 rid = value
             elif name == b"content-length" and value.isdigit():
                 length = int(value)
@@ -50,7 +55,7 @@ class RequestContext:
         rid_header = (b"x-request-id", rid_str.encode())
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and self.emit_request_id:
                 message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
