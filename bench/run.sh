@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gateway benchmark: the same wrk load against the mock upstream directly, through LiteLLM Proxy,
-# and through raygate, one target at a time. See bench/README.md. Usage: bash bench/run.sh
+# and through raygate, one gateway at a time. See bench/README.md. Usage: bash bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,52 +22,68 @@ mkdir -p "$LOGS"
 say() { printf '\n== %s\n' "$*"; }
 record() { local why=${3-}; printf '{"target":"%s","status":"%s","reason":"%s"}\n' "$1" "$2" "${why//\"/\'}" >> "$RAW"; }
 
-# --- process handling: every service runs in its own process group, killed as a group ----------
-PIDS=()
-start() {  # name cmd...  -> $! is the group id (a background job in a script is no group leader)
+# --- processes: each service leads its own session (Ray gives its workers their own process
+# groups, but they stay in the session); stop/cleanup end the whole session --------------------
+SIDS=()
+start() {  # name cmd...; then $! = session id (a background job of a script is no group leader)
   local name=$1; shift
   setsid "$@" > "$LOGS/$name.log" 2>&1 &
-  PIDS+=("$!")
+  SIDS+=("$!")
 }
-stop() {  # pgid
-  kill -TERM -- "-$1" 2>/dev/null || return 0
-  for _ in $(seq 30); do kill -0 -- "-$1" 2>/dev/null || break; sleep 0.5; done
-  kill -KILL -- "-$1" 2>/dev/null || true
+alive() { local s; s=$(ps -o stat= -p "$1") && [[ $s != Z* ]]; }
+session_pids() { ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ {print $1}'; }
+stop() {  # sid: ask the leader to stop (graceful), then kill what is left of its session
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 60); do [[ -z $(session_pids "$1") ]] && break; sleep 0.5; done
+  local left; left=$(session_pids "$1")
+  # shellcheck disable=SC2086  # one pid per word
+  if [[ -n $left ]]; then kill -KILL $left 2>/dev/null || true; fi
   wait "$1" 2>/dev/null || true
 }
-cleanup() { for pid in "${PIDS[@]}"; do stop "$pid"; done; }
+cleanup() { for sid in "${SIDS[@]}"; do stop "$sid"; done; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_ready() {  # pid url timeout_s -> 0 when url answers 200, 1 if the process died or time ran out
-  local deadline=$((SECONDS + $3))
+owns_port() {  # port sid -> 0 if a process of that session listens on the port
+  command -v ss > /dev/null || return 0
+  local pid
+  for pid in $(ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2); do
+    [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$2" ]] && return 0
+  done
+  return 1
+}
+wait_ready() {  # sid port path timeout_s -> 0 once our own service answers 200 there
+  local deadline=$((SECONDS + $4))
   while ((SECONDS < deadline)); do
-    kill -0 "$1" 2>/dev/null || return 1
-    curl -sf --noproxy '*' -m 2 -o /dev/null "$2" && return 0
+    alive "$1" || return 1
+    if curl -sf --noproxy '*' -m 2 -o /dev/null "http://127.0.0.1:$2$3"; then
+      owns_port "$2" "$1" && return 0
+      echo "port $2 answers, but not from a process this script started" >&2
+      return 1
+    fi
     sleep 1
   done
   return 1
 }
-
-cpu_ticks() {  # pgid -> user+system CPU ticks of all live processes in that process group
-  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/.*) //' | awk -v g="$1" '$3 == g {t += $12 + $13} END {print t + 0}'
+cpu_ticks() {  # sid -> user+system CPU ticks of the live processes of that session
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | sed 's/.*) //' | awk -v s="$1" '$4 == s {t += $12 + $13} END {print t + 0}'
 }
 
-bench() {  # name base_url key pgid
-  local name=$1 url=$2 key=$3 pgid=$4 c t line code cpu
+bench() {  # name port key sid: sample request, warm-up, then one wrk run per concurrency
+  local name=$1 url=http://127.0.0.1:$2 key=$3 sid=$4 c t line code cpu
   code=$(curl -s --noproxy '*' -m 30 -o "$LOGS/$name.sample.json" -w '%{http_code}' "$url/v1/chat/completions" \
     -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
     -d '{"model":"bench-model","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' || true)
   echo "sample request: HTTP $code $(head -c 200 "$LOGS/$name.sample.json" 2>/dev/null)"
   wrk -t2 -c16 -d"${WARMUP}s" --timeout 10s -s bench/chat.lua "$url" -- "$key" > /dev/null || true
   for c in $CONCURRENCY; do
-    t=$((c < 2 ? c : 2)) cpu=$(cpu_ticks "$pgid")
+    t=$((c < 2 ? c : 2)) cpu=$(cpu_ticks "$sid")
     line=$(wrk -t"$t" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/chat.lua "$url" -- "$key" \
       | sed -n 's/^BENCH_RESULT //p' || true)
-    cpu=$(( $(cpu_ticks "$pgid") - cpu ))
+    cpu=$(($(cpu_ticks "$sid") - cpu))
     if [[ -z $line ]]; then
-      kill -0 "$pgid" 2>/dev/null || { echo "$name exited; last log lines:"; tail -8 "$LOGS/$name.log"; }
+      alive "$sid" || { echo "$name exited; last log lines:"; tail -8 "$LOGS/$name.log"; }
       record "$name" "failed" "wrk got no result at c=$c, see $LOGS/$name.log"
       return
     fi
@@ -78,10 +94,25 @@ bench() {  # name base_url key pgid
   record "$name" "ok"
 }
 
+gateway() {  # name port ready_path key cmd...: start, wait until ready, bench, stop
+  local name=$1 port=$2 path=$3 key=$4 sid; shift 4
+  if port_busy "$port"; then
+    echo "$name: not available (port $port is already in use)"
+    record "$name" "not available" "port $port already in use"
+    return
+  fi
+  start "$name" "$@"
+  sid=$!
+  if wait_ready "$sid" "$port" "$path" "$START_TIMEOUT"; then
+    bench "$name" "$port" "$key" "$sid"
+  else
+    echo "$name: not available; last log lines:"; tail -15 "$LOGS/$name.log"
+    record "$name" "not available" "not ready on :$port$path, see $LOGS/$name.log"
+  fi
+  stop "$sid"  # one gateway at a time: its idle CPU use must not skew the next one
+}
+
 # --- prerequisites --------------------------------------------------------------------------------
-for port in 9100 4000 8000; do
-  if port_busy "$port"; then echo "port $port is already in use on 127.0.0.1; stop that server first" >&2; exit 1; fi
-done
 if ! command -v wrk > /dev/null; then
   say "installing wrk"
   sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
@@ -99,48 +130,32 @@ if [[ ! -x $VENV/bin/litellm || $(cat "$VENV/.lock-sha256" 2>/dev/null) != "$loc
 fi
 LITELLM_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))')
 
-# --- mock upstream (uses the LiteLLM venv only for uvloop) and the direct baseline ----------------
+# --- mock upstream (run with the LiteLLM venv only for its uvloop) and the direct baseline -------
+if port_busy 9100; then echo "port 9100 is already in use; stop that server first" >&2; exit 1; fi
 start mock "$VENV/bin/python" bench/mock_upstream.py 9100
-MOCK_PID=$!
-wait_ready "$MOCK_PID" http://127.0.0.1:9100/health 20 || { echo "mock upstream did not start" >&2; exit 1; }
+MOCK_SID=$!
+wait_ready "$MOCK_SID" 9100 /health 20 || { echo "mock upstream did not start" >&2; exit 1; }
 say "direct: mock upstream, no gateway"
-bench direct http://127.0.0.1:9100 none "$MOCK_PID"
+bench direct 9100 none "$MOCK_SID"
 
-# --- LiteLLM Proxy ---------------------------------------------------------------------------------
 say "litellm $LITELLM_VERSION: $LITELLM_WORKERS uvicorn workers on a $(nproc)-core machine"
 LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=WARNING LITELLM_DONT_SHOW_FEEDBACK_BOX=true \
-  start litellm "$VENV/bin/litellm" --config bench/litellm.yaml --host 127.0.0.1 --port 4000 \
+  gateway litellm 4000 /health/liveliness "$LITELLM_KEY" \
+  "$VENV/bin/litellm" --config bench/litellm.yaml --host 127.0.0.1 --port 4000 \
   --num_workers "$LITELLM_WORKERS" --timeout_worker_healthcheck "$START_TIMEOUT"
-LITELLM_PID=$!
-if wait_ready "$LITELLM_PID" http://127.0.0.1:4000/health/liveliness "$START_TIMEOUT"; then
-  bench litellm http://127.0.0.1:4000 "$LITELLM_KEY" "$LITELLM_PID"
-else
-  echo "litellm: not available; last log lines:"; tail -15 "$LOGS/litellm.log"
-  record litellm "not available" "did not become ready, see $LOGS/litellm.log"
-fi
-stop "$LITELLM_PID"   # one gateway at a time: the other's idle CPU use must not skew the run
 
-# --- raygate ---------------------------------------------------------------------------------------
 say "raygate: .venv/bin/raygate up --config bench/raygate.yaml"
-if [[ ! -x .venv/bin/raygate ]]; then
+if [[ -x .venv/bin/raygate ]]; then
+  rm -f bench/.raygate-bench.db
+  gateway raygate 8000 /readyz "$RAYGATE_DEV_KEY" .venv/bin/raygate up --config bench/raygate.yaml
+else
   echo "raygate: not available (no .venv/bin/raygate; run make install)"
   record raygate "not available" "no .venv/bin/raygate"
-else
-  rm -f bench/.raygate-bench.db
-  start raygate .venv/bin/raygate up --config bench/raygate.yaml
-  RAYGATE_PID=$!
-  if wait_ready "$RAYGATE_PID" http://127.0.0.1:8000/readyz "$START_TIMEOUT"; then
-    bench raygate http://127.0.0.1:8000 "$RAYGATE_DEV_KEY" "$RAYGATE_PID"
-  else
-    echo "raygate: not available; last log lines:"; tail -15 "$LOGS/raygate.log"
-    record raygate "not available" "did not become ready, see $LOGS/raygate.log"
-  fi
-  stop "$RAYGATE_PID"
 fi
 
 # --- report ----------------------------------------------------------------------------------------
 meta=$(printf '{"date":"%s","duration_s":%s,"warmup_s":%s,"concurrency":[%s],"cpus":%s,"wrk":"%s","litellm_version":"%s","litellm_workers":%s}' \
-  "$(date -u +%FT%TZ)" "$DURATION" "$WARMUP" "$(echo $CONCURRENCY | tr ' ' ,)" "$(nproc)" \
+  "$(date -u +%FT%TZ)" "$DURATION" "$WARMUP" "$(echo "$CONCURRENCY" | xargs | tr ' ' ,)" "$(nproc)" \
   "$(wrk -v 2>&1 | head -1 | cut -d' ' -f2)" "$LITELLM_VERSION" "$LITELLM_WORKERS")
 say "results (wrk threads = min(c, 2); LiteLLM with $LITELLM_WORKERS workers; everything shares $(nproc) cores)"
 python3 bench/report.py "$RAW" "$OUT/latest.json" "$meta"

@@ -68,4 +68,4 @@ def build_graph(config: PlatformConfig) -> Application:
 
 def build_app(args: dict[str, Any]) -> Application:
     """Serve application builder: ``args`` is the platform config."""
-    return build_graph(parse_platform_config(args, "applications[].args"))
+    return build_graph(parse_platform_config(args, "serve config", "applications[].args"))

@@ -231,10 +231,11 @@ class PlatformConfig(Frozen):
         return next((t for t in self.teams if t.name == name), None)
 
 
-def format_validation_error(error: ValidationError, where: str) -> str:
+def format_validation_error(error: ValidationError, where: str, prefix: str = "") -> str:
+    """One line per problem: ``<file>: <path.to.field>: <what is wrong>``."""
     lines = []
     for item in error.errors():
-        loc = _format_loc(item["loc"])
+        loc = ".".join(p for p in (prefix, _format_loc(item["loc"])) if p)
         lines.append(f"{where}: {loc}: {item['msg']}" if loc else f"{where}: {item['msg']}")
     return "\n".join(lines)
 
@@ -252,12 +253,12 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 
 
 def parse_platform_config(
-    args: Mapping[str, Any], where: str = "platform config"
+    args: Mapping[str, Any], where: str = "platform config", prefix: str = ""
 ) -> PlatformConfig:
     try:
         return PlatformConfig.model_validate(dict(args))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, where)) from None
+        raise ConfigError(format_validation_error(exc, where, prefix)) from None
 
 
 class ServeFile(Frozen):
@@ -294,7 +295,7 @@ def load_serve_file(path: str | Path) -> ServeFile:
     for index, app in enumerate(raw["applications"]):
         if isinstance(app, dict) and app.get("import_path") == IMPORT_PATH:
             platform = parse_platform_config(
-                app.get("args") or {}, f"{path}: applications[{index}].args"
+                app.get("args") or {}, str(path), f"applications[{index}].args"
             )
             return ServeFile(path=str(path), raw=raw, app_index=index, platform=platform)
     raise ConfigError(f"{path}: applications: no application with import_path {IMPORT_PATH}")

@@ -96,7 +96,9 @@ def test_stream_reports_exact_usage(platform: Platform) -> None:
     final = chunks[-1]
     assert final.choices == [] and final.usage is not None and whole.usage is not None
     assert final.usage.prompt_tokens == whole.usage.prompt_tokens
-    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finish = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finish in (["stop"], ["length"])
     if finish == ["length"]:
         assert final.usage.completion_tokens == 16
@@ -118,14 +120,14 @@ def test_stream_without_usage_has_no_usage_chunk(platform: Platform) -> None:
 
 
 def test_stop_sequence(platform: Platform) -> None:
-    messages: Any = [{"role": "user", "content": "Count from 1 to 10 separated by commas."}]
+    messages: Any = [{"role": "user", "content": "Count from 1 to 10, one number per line."}]
     sdk = client(platform)
     free = sdk.chat.completions.create(model=CHAT, messages=messages, max_tokens=30, temperature=0)
-    assert "," in (free.choices[0].message.content or "")
+    assert "\n" in (free.choices[0].message.content or "").strip()
     cut = sdk.chat.completions.create(
-        model=CHAT, messages=messages, max_tokens=30, temperature=0, stop=[","]
+        model=CHAT, messages=messages, max_tokens=30, temperature=0, stop=["\n"]
     )
-    assert "," not in (cut.choices[0].message.content or "")
+    assert cut.choices[0].message.content and "\n" not in cut.choices[0].message.content
     assert cut.choices[0].finish_reason == "stop"
 
 
@@ -371,3 +373,15 @@ def test_upstream_stream_pass_through(platform: Platform) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 12
     for chunk in chunks:
         validate("CreateChatCompletionStreamResponse", chunk.model_dump(exclude_unset=True))
+
+
+def test_serving_surface_listens_on_loopback_only(platform: Platform) -> None:
+    import os
+
+    from serve.listeners import exposed_serving_listeners, listeners_of
+
+    found = listeners_of(os.getpid())
+    haproxy = [(a, p) for a, p, command in found if "haproxy" in command]
+    assert ("127.0.0.1", 8000) in haproxy and len(haproxy) >= 2  # frontend + stats/metrics
+    assert any(30000 <= p <= 31000 for _, p, _ in found)  # a replica's direct-ingress port
+    assert exposed_serving_listeners(os.getpid(), 8000) == []

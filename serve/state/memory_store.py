@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 class MemoryStateStore:
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", clock: Callable[[], float] = time.monotonic) -> None:
         self._prefix = prefix
+        self._clock = clock
         self._data: dict[str, tuple[bytes, float | None]] = {}
 
     def _live(self, key: str) -> bytes | None:
@@ -15,14 +17,13 @@ class MemoryStateStore:
         if entry is None:
             return None
         value, expires = entry
-        if expires is not None and expires <= time.monotonic():
+        if expires is not None and expires <= self._clock():
             del self._data[self._prefix + key]
             return None
         return value
 
-    @staticmethod
-    def _expiry(ttl_s: float | None) -> float | None:
-        return None if ttl_s is None else time.monotonic() + ttl_s
+    def _expiry(self, ttl_s: float | None) -> float | None:
+        return None if ttl_s is None else self._clock() + ttl_s
 
     async def get(self, key: str) -> bytes | None:
         return self._live(key)
