@@ -151,14 +151,47 @@ class OpenAICompatibleBackend(Frozen):
     max_connections: int = Field(512, ge=1)
 
 
+class VertexBackend(Frozen):
+    """Gemini on Vertex AI. Credentials: Application Default Credentials (Workload Identity
+    on GKE, the metadata server, or a service-account file), never a key in config."""
+
+    kind: Literal["vertex"]
+    project: str
+    location: str = "us-central1"
+    model: str  # publisher model id, e.g. gemini-2.5-flash or text-embedding-005
+    # Base URL override (tests, private endpoints); default https://{location}-aiplatform.googleapis.com
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    # A service-account JSON file (path or env:NAME holding the path); None = ADC.
+    credentials_file: str | None = None
+    timeout_s: float = Field(120, gt=0)
+    max_connections: int = Field(512, ge=1)
+
+
+class BedrockBackend(Frozen):
+    """Any Converse model on AWS Bedrock. Credentials: the standard AWS chain (web-identity
+    federation on GKE/EKS, instance roles, env), never a key in config."""
+
+    kind: Literal["bedrock"]
+    region: str = "us-east-1"
+    model: str  # model id or inference profile, e.g. anthropic.claude-3-5-haiku-20241022-v1:0
+    # Base URL override (tests, VPC endpoints); default https://bedrock-runtime.{region}.amazonaws.com
+    endpoint: Annotated[str, StringConstraints(pattern=r"^https?://")] | None = None
+    profile: str | None = None  # a named AWS profile; None = default chain
+    timeout_s: float = Field(120, gt=0)
+    max_connections: int = Field(512, ge=1)
+
+
 Backend = Annotated[
-    LlamaCppBackend | MiniLMBackend | OpenAICompatibleBackend, Field(discriminator="kind")
+    LlamaCppBackend | MiniLMBackend | OpenAICompatibleBackend | VertexBackend | BedrockBackend,
+    Field(discriminator="kind"),
 ]
 
 _DEFAULT_TASKS: dict[str, tuple[Task, ...]] = {
     "llama_cpp": ("chat", "completions"),
     "minilm": ("embeddings",),
     "openai_compatible": ("chat", "completions", "embeddings"),
+    "vertex": ("chat", "embeddings"),
+    "bedrock": ("chat", "embeddings"),
 }
 
 
