@@ -8,6 +8,7 @@ Usage: python bench/mock_upstream.py [PORT]   (default 9100, binds 127.0.0.1)
 """
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -17,8 +18,14 @@ MODEL = "mock"
 
 def _response(status: str, ctype: bytes, body: bytes) -> bytes:
     return (
-        b"HTTP/1.1 " + status.encode() + b"\r\ncontent-type: " + ctype
-        + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\ncontent-type: "
+        + ctype
+        + b"\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -26,36 +33,66 @@ def _json(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-CHAT = _response("200 OK", b"application/json", _json({
-    "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()),
-    "model": MODEL, "system_fingerprint": None,
-    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                 "message": {"role": "assistant", "content": "Hi there!"}}],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
-}))
+CHAT = _response(
+    "200 OK",
+    b"application/json",
+    _json(
+        {
+            "id": "chatcmpl-mock",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": MODEL,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": "Hi there!"},
+                }
+            ],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+        }
+    ),
+)
 
 
 def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
-    obj = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()),
-           "model": MODEL, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    obj = {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     if usage:
         obj["usage"] = usage
     return b"data: " + _json(obj) + b"\n\n"
 
 
-_SSE = b"".join([
-    _chunk({"role": "assistant", "content": ""}),
-    _chunk({"content": "Hi"}),
-    _chunk({"content": " there!"}),
-    _chunk({}, "stop", {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}),
-    b"data: [DONE]\n\n",
-])
+_SSE = b"".join(
+    [
+        _chunk({"role": "assistant", "content": ""}),
+        _chunk({"content": "Hi"}),
+        _chunk({"content": " there!"}),
+        _chunk({}, "stop", {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}),
+        b"data: [DONE]\n\n",
+    ]
+)
 STREAM = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
     b"content-length: " + str(len(_SSE)).encode() + b"\r\n\r\n" + _SSE
 )
-MODELS = _response("200 OK", b"application/json", _json(
-    {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "mock"}]}))
+MODELS = _response(
+    "200 OK",
+    b"application/json",
+    _json(
+        {
+            "object": "list",
+            "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "mock"}],
+        }
+    ),
+)
 HEALTH = _response("200 OK", b"application/json", b'{"status":"ok"}')
 NOT_FOUND = _response("404 Not Found", b"application/json", b'{"error":{"message":"not found"}}')
 BAD = _response("400 Bad Request", b"text/plain", b"bad request")
@@ -74,7 +111,9 @@ class Http(asyncio.Protocol):
                 return
             head = self.buf[:end].decode("latin-1").split("\r\n")
             parts = head[0].split(" ")
-            headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+            headers = {
+                k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])
+            }
             if len(parts) != 3 or "chunked" in headers.get("transfer-encoding", ""):
                 self.t.write(BAD)  # the mock only understands Content-Length bodies
                 self.t.close()
@@ -121,7 +160,5 @@ if __name__ == "__main__":
         run = uvloop.run
     except ImportError:
         pass
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 9100))
-    except KeyboardInterrupt:
-        pass

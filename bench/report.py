@@ -22,34 +22,54 @@ def main(raw_path: str, out_path: str, meta: str) -> None:
                 continue
             r = rec["result"]
             errors = r["non2xx"] + r["socket_errors"]
-            t["runs"].append({
-                "c": rec["c"], "threads": rec["threads"],
-                # Goodput: only 2xx responses count, so a gateway answering errors fast can't look good.
-                "rps": round((r["requests"] - r["non2xx"]) / r["duration_s"], 1),
-                "p50_ms": r["p50_ms"], "p90_ms": r["p90_ms"], "p99_ms": r["p99_ms"],
-                "cpu_ms_per_req": round(rec["cpu_s"] * 1000 / max(r["requests"], 1), 3),
-                "requests": r["requests"], "non2xx": r["non2xx"],
-                "first_non2xx_status": r["first_non2xx_status"],
-                "socket_errors": r["socket_errors"], "errors": errors,
-            })
+            t["runs"].append(
+                {
+                    "c": rec["c"],
+                    "threads": rec["threads"],
+                    # Goodput: only 2xx responses count, so a gateway answering errors fast can't look good.
+                    "rps": round((r["requests"] - r["non2xx"]) / r["duration_s"], 1),
+                    "p50_ms": r["p50_ms"],
+                    "p90_ms": r["p90_ms"],
+                    "p99_ms": r["p99_ms"],
+                    "cpu_ms_per_req": round(rec["cpu_s"] * 1000 / max(r["requests"], 1), 3),
+                    "requests": r["requests"],
+                    "non2xx": r["non2xx"],
+                    "first_non2xx_status": r["first_non2xx_status"],
+                    "socket_errors": r["socket_errors"],
+                    "errors": errors,
+                }
+            )
 
-    print(f"\n{'target':<9} {'c':>3} {'req/s (2xx)':>12} {'p50 ms':>9} {'p99 ms':>9} {'cpu ms/req':>10}  errors")
+    print(
+        f"\n{'target':<9} {'c':>3} {'req/s (2xx)':>12} {'p50 ms':>9} {'p99 ms':>9} {'cpu ms/req':>10}  errors"
+    )
     for name, t in targets.items():
         if not t["runs"]:
-            print(f"{name:<9}   -  {name}: {t['status']}" + (f" ({t['reason']})" if t.get("reason") else ""))
+            print(
+                f"{name:<9}   -  {name}: {t['status']}"
+                + (f" ({t['reason']})" if t.get("reason") else "")
+            )
         for r in t["runs"]:
             err = str(r["errors"])
             if r["non2xx"]:
                 err += f" (non-2xx {r['non2xx']}, e.g. HTTP {r['first_non2xx_status']})"
             if r["socket_errors"]:
                 err += f" (socket {r['socket_errors']})"
-            print(f"{name:<9} {r['c']:>3} {r['rps']:>12.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['cpu_ms_per_req']:>10.3f}  {err}")
+            print(
+                f"{name:<9} {r['c']:>3} {r['rps']:>12.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['cpu_ms_per_req']:>10.3f}  {err}"
+            )
 
     def run(name: str, c: int) -> dict | None:
         return next((r for r in targets[name]["runs"] if r["c"] == c), None)
 
-    ratios: dict = {"raygate_over_litellm_rps": {}, "raygate_over_litellm_cpu_per_req": {}, "added_p50_ms_c1": {}}
-    print("\nraygate/LiteLLM: throughput (>1 = raygate faster), CPU per request (<1 = raygate cheaper):")
+    ratios: dict = {
+        "raygate_over_litellm_rps": {},
+        "raygate_over_litellm_cpu_per_req": {},
+        "added_p50_ms_c1": {},
+    }
+    print(
+        "\nraygate/LiteLLM: throughput (>1 = raygate faster), CPU per request (<1 = raygate cheaper):"
+    )
     for r in targets["litellm"]["runs"]:
         g = run("raygate", r["c"])
         if g and r["rps"]:
@@ -57,7 +77,9 @@ def main(raw_path: str, out_path: str, meta: str) -> None:
             ratios["raygate_over_litellm_rps"][str(r["c"])] = round(g["rps"] / r["rps"], 3)
             ratios["raygate_over_litellm_cpu_per_req"][str(r["c"])] = round(cpu, 3)
             flag = "  (!) errors in this run" if g["errors"] or r["errors"] else ""
-            print(f"  c={r['c']:<3} throughput {g['rps'] / r['rps']:.2f}x, CPU/request {cpu:.2f}x{flag}")
+            print(
+                f"  c={r['c']:<3} throughput {g['rps'] / r['rps']:.2f}x, CPU/request {cpu:.2f}x{flag}"
+            )
         else:
             print(f"  c={r['c']:<3} n/a (raygate {targets['raygate']['status']})")
 
@@ -73,7 +95,9 @@ def main(raw_path: str, out_path: str, meta: str) -> None:
     added = ratios["added_p50_ms_c1"]
     if "litellm" in added and "raygate" in added and added["litellm"] > 0:
         ratios["added_p50_raygate_over_litellm"] = round(added["raygate"] / added["litellm"], 3)
-        print(f"  raygate/LiteLLM added-p50 ratio: {added['raygate'] / added['litellm']:.2f} (<1 = raygate adds less)")
+        print(
+            f"  raygate/LiteLLM added-p50 ratio: {added['raygate'] / added['litellm']:.2f} (<1 = raygate adds less)"
+        )
 
     with open(out_path, "w") as f:
         json.dump({"meta": json.loads(meta), "targets": targets, "ratios": ratios}, f, indent=2)
