@@ -29,7 +29,8 @@ Behaviour = Literal[
 @dataclass
 class Received:
     method: str
-    path: str  # path and query string, e.g. /v1/projects/p/.../models/m:streamGenerateContent?alt=sse
+    # path and query string, e.g. /v1/projects/p/.../models/m:streamGenerateContent?alt=sse
+    path: str
     headers: dict[str, str]  # lower-case names
     body: Any  # parsed JSON, or None
 
