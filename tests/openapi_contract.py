@@ -1,8 +1,13 @@
-"""Validate payloads against OpenAI's published OpenAPI spec (../shared/openai/openapi.yaml)."""
+"""Validate payloads against OpenAI's published OpenAPI spec (../shared/openai/openapi.yaml).
+
+A gzipped copy of the same file (openai/openai-openapi, MIT, see tests/data/openai/LICENSE)
+ships in tests/data/openai/ so a checkout without ../shared still validates.
+"""
 
 from __future__ import annotations
 
 import functools
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,7 @@ from referencing.jsonschema import DRAFT202012
 SPEC_CANDIDATES = (
     Path(__file__).resolve().parents[2] / "shared" / "openai" / "openapi.yaml",
     Path(__file__).resolve().parents[1] / "shared" / "openai" / "openapi.yaml",
+    Path(__file__).resolve().parent / "data" / "openai" / "openapi.yaml.gz",
 )
 
 
@@ -21,7 +27,7 @@ def spec_path() -> Path:
     for path in SPEC_CANDIDATES:
         if path.exists():
             return path
-    raise FileNotFoundError("OpenAI spec not found at ../shared/openai/openapi.yaml")
+    raise FileNotFoundError(f"OpenAI spec not found at any of {SPEC_CANDIDATES}")
 
 
 def _nullable(node: Any) -> Any:
@@ -38,8 +44,9 @@ def _nullable(node: Any) -> Any:
 
 @functools.cache
 def _registry() -> tuple[Registry, dict[str, Any]]:
-    with spec_path().open() as handle:
-        spec = yaml.load(handle, Loader=yaml.CSafeLoader)
+    path = spec_path()
+    text = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    spec = yaml.load(text, Loader=yaml.CSafeLoader)
     document = _nullable(spec)
     resource = Resource.from_contents(document, default_specification=DRAFT202012)
     return Registry().with_resource("openai.yaml", resource), document
