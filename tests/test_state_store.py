@@ -86,3 +86,75 @@ def test_memory_refused_with_several_ingress_replicas() -> None:
 
     with pytest.raises(ConfigError, match="single ingress replica"):
         parse_platform_config({"ingress": {"num_replicas": 3}})
+
+
+# -- bounded logs (semantic cache replication) ------------------------------------------
+
+
+async def test_log_reads_after_cursor_in_order(store: StateStore) -> None:
+    assert await store.log_read("log") == []
+    cursors = [await store.log_append("log", f"e{i}".encode(), max_len=10) for i in range(5)]
+    everything = await store.log_read("log")
+    assert [e.value for e in everything] == [b"e0", b"e1", b"e2", b"e3", b"e4"]
+    assert [e.cursor for e in everything] == cursors
+    assert [e.value for e in await store.log_read("log", after=cursors[2])] == [b"e3", b"e4"]
+    assert await store.log_read("log", after=cursors[-1]) == []
+    page = await store.log_read("log", after=cursors[0], limit=2)
+    assert [e.value for e in page] == [b"e1", b"e2"]
+
+
+async def test_log_keeps_only_the_newest(store: StateStore) -> None:
+    cursors = [await store.log_append("bounded", str(i).encode(), max_len=3) for i in range(7)]
+    assert [e.value for e in await store.log_read("bounded")] == [b"4", b"5", b"6"]
+    # A reader whose cursor points at a dropped entry continues with what is left.
+    assert [e.value for e in await store.log_read("bounded", after=cursors[1])] == [
+        b"4",
+        b"5",
+        b"6",
+    ]
+
+
+async def test_memory_log_expires_on_its_clock() -> None:
+    from serve.state.memory_store import MemoryStateStore
+
+    now = [0.0]
+    store = MemoryStateStore(clock=lambda: now[0])
+    first = await store.log_append("l", b"a", max_len=5, ttl_s=10)
+    now[0] = 8.0
+    await store.log_append("l", b"b", max_len=5)  # no TTL: the log keeps its expiry
+    now[0] = 10.5
+    assert await store.log_read("l") == []
+    await store.log_append("l", b"c", max_len=5, ttl_s=10)
+    assert [e.value for e in await store.log_read("l", after=first)] == [b"c"]
+
+
+async def test_redis_log_append_refreshes_ttl(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from serve.state.redis_store import RedisStateStore
+
+    prefix = f"rgtest:{uuid.uuid4().hex}:"
+    store = RedisStateStore(redis_url, prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    await store.log_append("l", b"a", max_len=5, ttl_s=30)
+    assert 0 < await raw.pttl(prefix + "l") <= 30_000
+    await store.log_append("l", b"b", max_len=5, ttl_s=120)
+    assert 30_000 < await raw.pttl(prefix + "l") <= 120_000
+    await raw.aclose()
+    await store.aclose()
+
+
+async def test_redis_log_cursor_survives_the_log_being_recreated(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from serve.state.redis_store import RedisStateStore
+
+    prefix = f"rgtest:{uuid.uuid4().hex}:"
+    store = RedisStateStore(redis_url, prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    old = await store.log_append("l", b"old", max_len=5, ttl_s=60)
+    await raw.delete(prefix + "l")  # the log expired or was evicted
+    await store.log_append("l", b"new", max_len=5, ttl_s=60)
+    assert [e.value for e in await store.log_read("l", after=old)] == [b"new"]
+    await raw.aclose()
+    await store.aclose()

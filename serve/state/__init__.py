@@ -1,8 +1,14 @@
 """Shared state stores (limits, budgets, caches): Redis in production, memory locally."""
 
-from serve.config import StateConfig
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from serve.settings import resolve_optional
 from serve.state.protocol import StateStore
+
+if TYPE_CHECKING:  # the config imports the cache policy, whose package imports this one
+    from serve.config import StateConfig
 
 
 def create_state_store(config: StateConfig) -> StateStore:
