@@ -8,6 +8,8 @@ DURATION=${BENCH_DURATION:-10}          # seconds per wrk run
 WARMUP=${BENCH_WARMUP:-5}               # seconds of warm-up load per target
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 16 64"}
 START_TIMEOUT=${BENCH_START_TIMEOUT:-240}
+TARGETS=${BENCH_TARGETS:-"direct litellm raygate"}   # which targets to measure
+RAYGATE_CONFIG=${BENCH_RAYGATE_CONFIG:-bench/raygate.yaml}
 LITELLM_WORKERS=2
 LITELLM_KEY=sk-bench-master             # = general_settings.master_key in bench/litellm.yaml
 export RAYGATE_DEV_KEY=${RAYGATE_DEV_KEY:-sk-rg-bench-5f2c9a1e7b3d4068a9c1e2f3b4d5a6c7}
@@ -135,19 +137,26 @@ if port_busy 9100; then echo "port 9100 is already in use; stop that server firs
 start mock "$VENV/bin/python" bench/mock_upstream.py 9100
 MOCK_SID=$!
 wait_ready "$MOCK_SID" 9100 /health 20 || { echo "mock upstream did not start" >&2; exit 1; }
-say "direct: mock upstream, no gateway"
-bench direct 9100 none "$MOCK_SID"
+wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+if wants direct; then
+  say "direct: mock upstream, no gateway"
+  bench direct 9100 none "$MOCK_SID"
+fi
 
-say "litellm $LITELLM_VERSION: $LITELLM_WORKERS uvicorn workers on a $(nproc)-core machine"
-LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=WARNING LITELLM_DONT_SHOW_FEEDBACK_BOX=true \
-  gateway litellm 4000 /health/liveliness "$LITELLM_KEY" \
-  "$VENV/bin/litellm" --config bench/litellm.yaml --host 127.0.0.1 --port 4000 \
-  --num_workers "$LITELLM_WORKERS" --timeout_worker_healthcheck "$START_TIMEOUT"
+if wants litellm; then
+  say "litellm $LITELLM_VERSION: $LITELLM_WORKERS uvicorn workers on a $(nproc)-core machine"
+  LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=WARNING LITELLM_DONT_SHOW_FEEDBACK_BOX=true \
+    gateway litellm 4000 /health/liveliness "$LITELLM_KEY" \
+    "$VENV/bin/litellm" --config bench/litellm.yaml --host 127.0.0.1 --port 4000 \
+    --num_workers "$LITELLM_WORKERS" --timeout_worker_healthcheck "$START_TIMEOUT"
+fi
 
-say "raygate: .venv/bin/raygate up --config bench/raygate.yaml"
-if [[ -x .venv/bin/raygate ]]; then
+if ! wants raygate; then
+  :
+elif [[ -x .venv/bin/raygate ]]; then
+  say "raygate: .venv/bin/raygate up --config $RAYGATE_CONFIG"
   rm -f bench/.raygate-bench.db
-  gateway raygate 8000 /readyz "$RAYGATE_DEV_KEY" .venv/bin/raygate up --config bench/raygate.yaml
+  gateway raygate 8000 /readyz "$RAYGATE_DEV_KEY" .venv/bin/raygate up --config "$RAYGATE_CONFIG"
 else
   echo "raygate: not available (no .venv/bin/raygate; run make install)"
   record raygate "not available" "no .venv/bin/raygate"

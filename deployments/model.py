@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from models.engine import Request
-from models.engines.factory import create_local_engine
+from models.engines.factory import create_engine
 from serve.config import ModelConfig
 from serve.openai_types import ChatCompletion, ChatCompletionChunk, Completion, EmbeddingList
 
 
 class ModelDeployment:
     def __init__(self, model: dict[str, Any]) -> None:
-        self._engine = create_local_engine(ModelConfig.model_validate(model))
+        self._engine = create_engine(ModelConfig.model_validate(model))
 
     async def chat(self, request: Request) -> ChatCompletion:
         return await self._engine.chat(request)

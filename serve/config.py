@@ -22,7 +22,15 @@ from pydantic import (
     model_validator,
 )
 
+from serve.cache.policy import CachePolicy
 from serve.errors import ConfigError
+from serve.routing.policy import (
+    EvaluationConfig,
+    ReliabilityPolicy,
+    RouteConfig,
+    validate_fallbacks,
+    validate_routes,
+)
 from serve.settings import SECRET_REF_PATTERN
 
 IMPORT_PATH = "serve.app:build_app"
@@ -186,6 +194,8 @@ Backend = Annotated[
     Field(discriminator="kind"),
 ]
 
+REMOTE_KINDS = frozenset({"openai_compatible", "vertex", "bedrock"})
+
 _DEFAULT_TASKS: dict[str, tuple[Task, ...]] = {
     "llama_cpp": ("chat", "completions"),
     "minilm": ("embeddings",),
@@ -201,6 +211,11 @@ class ModelConfig(Frozen):
     backend: Backend
     tasks: tuple[Task, ...] | None = None
     deployment: DeploymentConfig = DeploymentConfig()
+    # Where a remote HTTP backend runs: inside the ingress (default: no extra hop, see
+    # docs/architecture.md) or in its own deployment (credential isolation, its own
+    # concurrency cap and scaling). Local engines always get their own deployment.
+    placement: Literal["ingress", "deployment"] = "ingress"
+    reliability: ReliabilityPolicy = ReliabilityPolicy()
     owned_by: str = "raygate"
 
     @property
@@ -209,8 +224,8 @@ class ModelConfig(Frozen):
 
     @property
     def in_process(self) -> bool:
-        """Remote HTTP backends run inside the ingress; local engines get a deployment."""
-        return self.backend.kind == "openai_compatible"
+        """Remote HTTP backends run inside the ingress unless placed in a deployment."""
+        return self.backend.kind in REMOTE_KINDS and self.placement == "ingress"
 
 
 class PlatformConfig(Frozen):
@@ -221,6 +236,9 @@ class PlatformConfig(Frozen):
     teams: tuple[TeamConfig, ...] = ()
     keys: tuple[BootstrapKeyConfig, ...] = ()
     models: tuple[ModelConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    evaluations: tuple[EvaluationConfig, ...] = ()
+    cache: CachePolicy = CachePolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> PlatformConfig:
@@ -239,9 +257,22 @@ class PlatformConfig(Frozen):
         team_names = [t.name for t in self.teams]
         if len(set(team_names)) != len(team_names):
             raise ValueError("team names must be unique")
+        validate_routes(self.routes, seen, team_names)
+        validate_fallbacks(
+            {m.name: m.reliability.fallbacks for m in self.models}, self.evaluations
+        )
+        semantic = self.cache.semantic
+        if semantic.enabled and semantic.embed_model is not None:
+            embed = self.model(semantic.embed_model)
+            if embed is None or "embeddings" not in embed.served_tasks:
+                raise ValueError(
+                    f"cache.semantic.embed_model {semantic.embed_model!r} must name a "
+                    "configured model that serves embeddings"
+                )
+        routable = set(seen) | {r.name for r in self.routes}
         for team in self.teams:
             for pattern in team.models:
-                if pattern != "*" and pattern not in seen:
+                if pattern != "*" and pattern not in routable:
                     raise ValueError(f"team {team.name!r} allows unknown model {pattern!r}")
         for key in self.keys:
             if key.team not in team_names:
@@ -253,6 +284,9 @@ class PlatformConfig(Frozen):
                         f"JWT issuer {issuer.issuer!r} maps to unknown team {mapped!r}"
                     )
         return self
+
+    def route(self, name: str) -> RouteConfig | None:
+        return next((r for r in self.routes if r.name == name), None)
 
     def model(self, name: str) -> ModelConfig | None:
         for model in self.models:

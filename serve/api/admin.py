@@ -37,7 +37,7 @@ def add_routes(
         if gateway.config.team(body.team) is None:
             raise InvalidRequest(f"Unknown team '{body.team}'.", param="team", code="unknown_team")
         for model in body.models or ():
-            if model != "*" and gateway.config.model(model) is None:
+            if model != "*" and not (gateway.config.model(model) or gateway.config.route(model)):
                 raise InvalidRequest(
                     f"Unknown model '{model}'.", param="models", code="unknown_model"
                 )

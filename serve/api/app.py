@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -13,8 +12,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve.api import admin, sse
 from serve.api.context import RequestContext, request_id
+from serve.cache import CacheMode
 from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, error_body
-from serve.gateway import Gateway
+from serve.gateway import CACHE_HEADER, CallOptions, Gateway, Served, ServedStream
 from serve.openai_requests import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -45,17 +45,33 @@ async def read_json(request: Request) -> Any:
         ) from None
 
 
-async def stream_response(chunks: AsyncIterator[Any], request: Request) -> Response:
-    """Pull the first chunk before answering, so early failures get a proper HTTP status."""
-    iterator = aiter(chunks)
-    first = await anext(iterator, None)
-    if first is None:
-        raise InternalError("The model returned an empty stream.")
+def stream_response(served: ServedStream[Any], request: Request) -> Response:
+    """The first chunk arrived before this (so early failures got a proper HTTP status)."""
     return StreamingResponse(
-        sse.encode(first, iterator, request_id(request.scope)),
+        sse.encode(served.first, served.rest, request_id(request.scope)),
         media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no", **served.headers},
     )
+
+
+def served_response(served: Served[Any]) -> Response:
+    return json_response(served.body, headers=served.headers)
+
+
+def call_options(request: Request) -> CallOptions:
+    """``x-raygate-cache: bypass`` (don't read, refresh) or ``no-store`` (leave no trace)."""
+    value = request.headers.get(CACHE_HEADER)
+    if value is None:
+        return CallOptions()
+    try:
+        return CallOptions(cache=CacheMode(value.strip().lower()))
+    except ValueError:
+        modes = ", ".join(m.value for m in CacheMode)
+        raise InvalidRequest(
+            f"Invalid {CACHE_HEADER} header {value[:32]!r}; use one of: {modes}.",
+            param=CACHE_HEADER,
+            code="invalid_header",
+        ) from None
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -86,23 +102,26 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def chat_completions(request: Request) -> Response:
         principal = await gateway.authenticate(request.headers.get("authorization"))
         body = parse(ChatCompletionRequest, await read_json(request))
+        options = call_options(request)
         if body.stream:
-            return await stream_response(gateway.chat_stream(principal, body), request)
-        return json_response(await gateway.chat(principal, body))
+            return stream_response(await gateway.chat_stream(principal, body, options), request)
+        return served_response(await gateway.chat(principal, body, options))
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
         principal = await gateway.authenticate(request.headers.get("authorization"))
         body = parse(CompletionRequest, await read_json(request))
+        options = call_options(request)
         if body.stream:
-            return await stream_response(gateway.completion_stream(principal, body), request)
-        return json_response(await gateway.completion(principal, body))
+            stream = await gateway.completion_stream(principal, body, options)
+            return stream_response(stream, request)
+        return served_response(await gateway.completion(principal, body, options))
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
         principal = await gateway.authenticate(request.headers.get("authorization"))
         body = parse(EmbeddingRequest, await read_json(request))
-        return json_response(await gateway.embeddings(principal, body))
+        return served_response(await gateway.embeddings(principal, body))
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:
