@@ -50,7 +50,7 @@ class OpenAICompatibleEngine:
     def _body(self, request: Request) -> bytes:
         return orjson.dumps({**request, "model": self._upstream_model})
 
-    async def _post(self, path: str, request: Request) -> dict[str, Any]:
+    async def _post(self, path: str, request: Request, items: str) -> dict[str, Any]:
         try:
             response = await self._client.post(path, content=self._body(request))
         except httpx.TimeoutException:
@@ -63,7 +63,8 @@ class OpenAICompatibleEngine:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise UpstreamError("The model backend answered with malformed JSON.") from None
-        if not isinstance(payload, dict):
+        # The gateway indexes into these lists; a 200 without them is the backend's fault.
+        if not isinstance(payload, dict) or not _list_of_dicts(payload.get(items)):
             raise UpstreamError("The model backend answered with an unexpected body.")
         payload["model"] = self._public_name
         return payload
@@ -85,8 +86,10 @@ class OpenAICompatibleEngine:
                         raise UpstreamError(
                             "The model backend sent a malformed stream event."
                         ) from None
-                    if isinstance(chunk, dict) and "error" in chunk:
+                    if not isinstance(chunk, dict) or "error" in chunk:
                         raise UpstreamError("The model backend failed during the stream.")
+                    if not _list_of_dicts(chunk.get("choices")):
+                        raise UpstreamError("The model backend sent an unexpected stream event.")
                     chunk["model"] = self._public_name
                     yield chunk
         except httpx.TimeoutException:
@@ -95,7 +98,7 @@ class OpenAICompatibleEngine:
             raise UpstreamError("The model backend connection failed.") from None
 
     async def chat(self, request: Request) -> ChatCompletion:
-        return cast(ChatCompletion, await self._post("/chat/completions", request))
+        return cast(ChatCompletion, await self._post("/chat/completions", request, "choices"))
 
     async def chat_stream(self, request: Request) -> AsyncIterator[ChatCompletionChunk]:
         # Always ask for usage: the gateway needs it; it drops the chunk if the caller didn't ask.
@@ -104,7 +107,7 @@ class OpenAICompatibleEngine:
             yield cast(ChatCompletionChunk, chunk)
 
     async def completion(self, request: Request) -> Completion:
-        return cast(Completion, await self._post("/completions", request))
+        return cast(Completion, await self._post("/completions", request, "choices"))
 
     async def completion_stream(self, request: Request) -> AsyncIterator[Completion]:
         request = {**request, "stream": True, "stream_options": {"include_usage": True}}
@@ -112,13 +115,17 @@ class OpenAICompatibleEngine:
             yield cast(Completion, chunk)
 
     async def embeddings(self, request: Request) -> EmbeddingList:
-        return cast(EmbeddingList, await self._post("/embeddings", request))
+        return cast(EmbeddingList, await self._post("/embeddings", request, "data"))
 
     async def ready(self) -> bool:
         return True  # a remote service: its health shows per request (and in the breaker, later)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _list_of_dicts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
 
 def _status_error(status: int, content: bytes) -> GatewayError:
