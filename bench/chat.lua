@@ -2,6 +2,9 @@
 -- Key: first script arg (`wrk ... -s chat.lua URL -- KEY`) or env BENCH_KEY.
 -- done() prints one line: BENCH_RESULT {json} (latencies in ms; non2xx counts
 -- every response outside 200-299, socket_errors counts connect/read/write/timeout).
+-- BENCH_MODEL names the model; BENCH_MODE "hit" asks for a cacheable answer (temperature 0,
+-- the same request every time: after the first, exact-cache hits), "miss" the same request
+-- with `x-raygate-cache: bypass` (the cache is not read: every request calls the upstream).
 
 local threads = {}
 
@@ -16,7 +19,12 @@ function init(args)
   wrk.path = "/v1/chat/completions"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer " .. key
-  wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}'
+  local mode = os.getenv("BENCH_MODE") or ""
+  local sampling = ""
+  if mode == "hit" or mode == "miss" then sampling = ',"temperature":0' end
+  if mode == "miss" then wrk.headers["x-raygate-cache"] = "bypass" end
+  wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16'
+    .. sampling .. '}'
   non2xx = 0
   first_bad = 0
 end

@@ -9,6 +9,14 @@ import json
 import sys
 
 TARGETS = ("direct", "litellm", "raygate")
+# Side-by-side pairs (numerator, denominator, what the ratio says), each measured on the
+# same machine in the same run of bench/run.sh.
+PAIRS = (
+    ("raygate", "litellm", "raygate / LiteLLM, OpenAI-compatible upstream"),
+    ("raygate-bedrock", "litellm-bedrock", "raygate / LiteLLM, Bedrock Converse adapter (SigV4)"),
+    ("raygate-cache-hit", "raygate-cache-miss", "raygate exact-cache hit / the same request calling the upstream"),
+    ("raygate-deployment", "raygate", "provider in its own deployment / provider in the ingress"),
+)
 
 
 def main(raw_path: str, out_path: str, meta: str) -> None:
@@ -41,12 +49,12 @@ def main(raw_path: str, out_path: str, meta: str) -> None:
             )
 
     print(
-        f"\n{'target':<9} {'c':>3} {'req/s (2xx)':>12} {'p50 ms':>9} {'p99 ms':>9} {'cpu ms/req':>10}  errors"
+        f"\n{'target':<18} {'c':>3} {'req/s (2xx)':>12} {'p50 ms':>9} {'p99 ms':>9} {'cpu ms/req':>10}  errors"
     )
     for name, t in targets.items():
         if not t["runs"]:
             print(
-                f"{name:<9}   -  {name}: {t['status']}"
+                f"{name:<18}   -  {name}: {t['status']}"
                 + (f" ({t['reason']})" if t.get("reason") else "")
             )
         for r in t["runs"]:
@@ -56,35 +64,34 @@ def main(raw_path: str, out_path: str, meta: str) -> None:
             if r["socket_errors"]:
                 err += f" (socket {r['socket_errors']})"
             print(
-                f"{name:<9} {r['c']:>3} {r['rps']:>12.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['cpu_ms_per_req']:>10.3f}  {err}"
+                f"{name:<18} {r['c']:>3} {r['rps']:>12.1f} {r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['cpu_ms_per_req']:>10.3f}  {err}"
             )
 
     def run(name: str, c: int) -> dict | None:
         return next((r for r in targets[name]["runs"] if r["c"] == c), None)
 
-    ratios: dict = {
-        "raygate_over_litellm_rps": {},
-        "raygate_over_litellm_cpu_per_req": {},
-        "added_p50_ms_c1": {},
-    }
-    print(
-        "\nraygate/LiteLLM: throughput (>1 = raygate faster), CPU per request (<1 = raygate cheaper):"
-    )
-    for r in targets["litellm"]["runs"]:
-        g = run("raygate", r["c"])
-        if g and r["rps"]:
+    ratios: dict = {"pairs": {}, "added_p50_ms_c1": {}}
+    for num, den, what in PAIRS:
+        if not targets.get(num, {}).get("runs") or not targets.get(den, {}).get("runs"):
+            continue
+        pair: dict = {"what": what, "rps": {}, "cpu_per_req": {}}
+        print(f"\n{what}: throughput (>1 = {num} serves more), CPU per request, p50:")
+        for r in targets[den]["runs"]:
+            g = run(num, r["c"])
+            if not g or not r["rps"]:
+                continue
             cpu = g["cpu_ms_per_req"] / r["cpu_ms_per_req"] if r["cpu_ms_per_req"] else float("nan")
-            ratios["raygate_over_litellm_rps"][str(r["c"])] = round(g["rps"] / r["rps"], 3)
-            ratios["raygate_over_litellm_cpu_per_req"][str(r["c"])] = round(cpu, 3)
+            pair["rps"][str(r["c"])] = round(g["rps"] / r["rps"], 3)
+            pair["cpu_per_req"][str(r["c"])] = round(cpu, 3)
+            p50 = g["p50_ms"] / r["p50_ms"] if r["p50_ms"] else float("nan")
             flag = "  (!) errors in this run" if g["errors"] or r["errors"] else ""
-            print(
-                f"  c={r['c']:<3} throughput {g['rps'] / r['rps']:.2f}x, CPU/request {cpu:.2f}x{flag}"
-            )
-        else:
-            print(f"  c={r['c']:<3} n/a (raygate {targets['raygate']['status']})")
+            print(f"  c={r['c']:<3} throughput {g['rps'] / r['rps']:.2f}x, CPU/request {cpu:.2f}x, p50 {p50:.2f}x{flag}")
+            if r["c"] == 1:
+                pair["p50_c1"] = round(p50, 3)
+        ratios["pairs"][f"{num}/{den}"] = pair
 
     base = run("direct", 1)
-    print("\nadded p50 latency at c=1 (gateway p50 - direct p50):")
+    print("\nadded p50 latency at c=1 (gateway p50 - direct p50, OpenAI-compatible upstream):")
     for name in ("litellm", "raygate"):
         g = run(name, 1)
         if base and g:

@@ -8,8 +8,12 @@ DURATION=${BENCH_DURATION:-10}          # seconds per wrk run
 WARMUP=${BENCH_WARMUP:-5}               # seconds of warm-up load per target
 CONCURRENCY=${BENCH_CONCURRENCY:-"1 16 64"}
 START_TIMEOUT=${BENCH_START_TIMEOUT:-240}
-TARGETS=${BENCH_TARGETS:-"direct litellm raygate"}   # which targets to measure
+TARGETS=${BENCH_TARGETS:-"direct litellm raygate raygate-deployment"}   # which targets to measure
 RAYGATE_CONFIG=${BENCH_RAYGATE_CONFIG:-bench/raygate.yaml}
+# Static credentials for the fake Bedrock (bench/fake_bedrock_server.py): both gateways sign
+# with them through their own SigV4 code (raygate: botocore's chain; LiteLLM: its own).
+export AWS_ACCESS_KEY_ID=AKIDRAYGATEFAKE00001 AWS_SECRET_ACCESS_KEY=fake/secret+key/for/raygate/tests/0000
+export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 LITELLM_WORKERS=2
 LITELLM_KEY=sk-bench-master             # = general_settings.master_key in bench/litellm.yaml
 export RAYGATE_DEV_KEY=${RAYGATE_DEV_KEY:-sk-rg-bench-5f2c9a1e7b3d4068a9c1e2f3b4d5a6c7}
@@ -73,10 +77,11 @@ cpu_ticks() {  # sid -> user+system CPU ticks of the live processes of that sess
 }
 
 bench() {  # name port key sid: sample request, warm-up, then one wrk run per concurrency
+  # (BENCH_MODEL / BENCH_MODE from the environment pick the model and cache mode, see chat.lua)
   local name=$1 url=http://127.0.0.1:$2 key=$3 sid=$4 c t line code cpu
   code=$(curl -s --noproxy '*' -m 30 -o "$LOGS/$name.sample.json" -w '%{http_code}' "$url/v1/chat/completions" \
     -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
-    -d '{"model":"bench-model","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' || true)
+    -d '{"model":"'"${BENCH_MODEL:-bench-model}"'","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}' || true)
   echo "sample request: HTTP $code $(head -c 200 "$LOGS/$name.sample.json" 2>/dev/null)"
   wrk -t2 -c16 -d"${WARMUP}s" --timeout 10s -s bench/chat.lua "$url" -- "$key" > /dev/null || true
   for c in $CONCURRENCY; do
@@ -97,7 +102,8 @@ bench() {  # name port key sid: sample request, warm-up, then one wrk run per co
 }
 
 gateway() {  # name port ready_path key cmd...: start, wait until ready, bench, stop
-  local name=$1 port=$2 path=$3 key=$4 sid; shift 4
+  # $VARIANTS: "label:model:mode ..." to measure several paths on one running gateway
+  local name=$1 port=$2 path=$3 key=$4 sid v label model mode; shift 4
   if port_busy "$port"; then
     echo "$name: not available (port $port is already in use)"
     record "$name" "not available" "port $port already in use"
@@ -106,7 +112,11 @@ gateway() {  # name port ready_path key cmd...: start, wait until ready, bench, 
   start "$name" "$@"
   sid=$!
   if wait_ready "$sid" "$port" "$path" "$START_TIMEOUT"; then
-    bench "$name" "$port" "$key" "$sid"
+    for v in ${VARIANTS:-$name:bench-model:}; do
+      IFS=: read -r label model mode <<< "$v"
+      say "$label: model $model${mode:+, cache $mode}"
+      BENCH_MODEL=$model BENCH_MODE=$mode bench "$label" "$port" "$key" "$sid"
+    done
   else
     echo "$name: not available; last log lines:"; tail -15 "$LOGS/$name.log"
     record "$name" "not available" "not ready on :$port$path, see $LOGS/$name.log"
@@ -137,6 +147,9 @@ if port_busy 9100; then echo "port 9100 is already in use; stop that server firs
 start mock "$VENV/bin/python" bench/mock_upstream.py 9100
 MOCK_SID=$!
 wait_ready "$MOCK_SID" 9100 /health 20 || { echo "mock upstream did not start" >&2; exit 1; }
+if port_busy 9200; then echo "port 9200 is already in use; stop that server first" >&2; exit 1; fi
+start bedrock .venv/bin/python bench/fake_bedrock_server.py 9200
+wait_ready "$!" 9200 /health 30 || { echo "fake bedrock did not start" >&2; exit 1; }
 wants() { [[ " $TARGETS " == *" $1 "* ]]; }
 if wants direct; then
   say "direct: mock upstream, no gateway"
@@ -146,6 +159,7 @@ fi
 if wants litellm; then
   say "litellm $LITELLM_VERSION: $LITELLM_WORKERS uvicorn workers on a $(nproc)-core machine"
   LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=WARNING LITELLM_DONT_SHOW_FEEDBACK_BOX=true \
+    VARIANTS="litellm:bench-model: litellm-bedrock:bench-bedrock:" \
     gateway litellm 4000 /health/liveliness "$LITELLM_KEY" \
     "$VENV/bin/litellm" --config bench/litellm.yaml --host 127.0.0.1 --port 4000 \
     --num_workers "$LITELLM_WORKERS" --timeout_worker_healthcheck "$START_TIMEOUT"
@@ -156,10 +170,18 @@ if ! wants raygate; then
 elif [[ -x .venv/bin/raygate ]]; then
   say "raygate: .venv/bin/raygate up --config $RAYGATE_CONFIG"
   rm -f bench/.raygate-bench.db
-  gateway raygate 8000 /readyz "$RAYGATE_DEV_KEY" .venv/bin/raygate up --config "$RAYGATE_CONFIG"
+  VARIANTS="raygate:bench-model: raygate-bedrock:bench-bedrock: raygate-cache-miss:bench-model:miss raygate-cache-hit:bench-model:hit" \
+    gateway raygate 8000 /readyz "$RAYGATE_DEV_KEY" .venv/bin/raygate up --config "$RAYGATE_CONFIG"
 else
   echo "raygate: not available (no .venv/bin/raygate; run make install)"
   record raygate "not available" "no .venv/bin/raygate"
+fi
+
+if wants raygate-deployment && [[ -x .venv/bin/raygate ]]; then
+  say "raygate, provider in its own deployment: bench/raygate-provider-deployment.yaml"
+  rm -f bench/.raygate-bench.db
+  gateway raygate-deployment 8000 /readyz "$RAYGATE_DEV_KEY" \
+    .venv/bin/raygate up --config bench/raygate-provider-deployment.yaml
 fi
 
 # --- report ----------------------------------------------------------------------------------------
