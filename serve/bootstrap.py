@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from models.engine import Engine
 from models.engines.factory import create_engine
+from serve.admission import Admission, TeamLimits
+from serve.admission.alerts import BudgetAlerts
+from serve.admission.memory_store import MemoryAdmissionStore
+from serve.admission.store import AdmissionStore
+from serve.auth import api_keys
 from serve.auth.authenticator import Authenticator
 from serve.auth.jwt_verifier import JWTVerifier
 from serve.cache import ExactCache, ResponseCache, SemanticCache
-from serve.config import PlatformConfig
+from serve.config import BootstrapKeyConfig, PlatformConfig
 from serve.errors import ConfigError
 from serve.gateway import Gateway
 from serve.keystore import KeyStore
+from serve.record import RequestObserver
 from serve.settings import expand_database_url, resolve_optional, resolve_secret
 from serve.state import StateStore, create_state_store
 
 
-async def build_gateway(config: PlatformConfig, remote: Mapping[str, Engine]) -> Gateway:
+async def build_gateway(
+    config: PlatformConfig,
+    remote: Mapping[str, Engine],
+    observers: Sequence[RequestObserver] = (),
+) -> Gateway:
     """`remote` maps model names to engines living in their own deployments."""
     url = resolve_optional(config.database.url)
     assert url is not None
     keys = KeyStore(expand_database_url(url))
-    await keys.init(config.teams, [(k, resolve_secret(k.key)) for k in config.keys])
+    bootstrap = [(k, resolve_secret(k.key)) for k in config.keys]
+    await keys.init(config.teams, bootstrap)
     engines: dict[str, Engine] = {}
     for model in config.models:
         if model.in_process:
@@ -41,6 +52,8 @@ async def build_gateway(config: PlatformConfig, remote: Mapping[str, Engine]) ->
         engines=engines,
         admin_key=resolve_optional(config.auth.admin_key),
         cache=build_cache(config, state, engines),
+        admission=build_admission(config, state, bootstrap),
+        observers=observers,
     )
 
 
@@ -57,3 +70,37 @@ def build_cache(
         assert embed is not None
         semantic = SemanticCache(state, engines[embed.name], policy.semantic)
     return ResponseCache(exact, semantic)
+
+
+def build_admission(
+    config: PlatformConfig, state: StateStore, bootstrap: Sequence[tuple[BootstrapKeyConfig, str]]
+) -> Admission:
+    """Limits and budgets in the shared state store (Redis scripts, or in process)."""
+    from serve.state.redis_store import RedisStateStore
+
+    store: AdmissionStore
+    if isinstance(state, RedisStateStore):
+        from serve.admission.redis_store import RedisAdmissionStore
+
+        store = RedisAdmissionStore(state.client, prefix=state.prefix)
+    else:
+        store = MemoryAdmissionStore()
+    teams = {
+        t.name: TeamLimits(t.limits, t.key_limits, t.budget, dict(t.projects)) for t in config.teams
+    }
+    key_limits = {
+        api_keys.key_id_of(secret): key.limits
+        for key, secret in bootstrap
+        if key.limits is not None
+    }
+    policy = config.admission
+    url = policy.alerts.webhook_url
+    webhook = resolve_optional(url) if url is not None and url.startswith("env:") else url
+    return Admission(
+        policy,
+        teams,
+        key_limits,
+        store,
+        shared=isinstance(state, RedisStateStore),
+        alerts=BudgetAlerts(state, policy.alerts, webhook),
+    )

@@ -8,7 +8,7 @@ and a RayService's ``serveConfigV2``). Secrets appear only as ``env:NAME`` refer
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from models.pricing import PriceVersion
+from serve.admission.policy import AdmissionPolicy, BudgetPolicy, LimitPolicy, Tag
 from serve.cache.policy import CachePolicy
 from serve.errors import ConfigError
 from serve.routing.policy import (
@@ -103,6 +105,13 @@ class AuthConfig(Frozen):
 class TeamConfig(Frozen):
     name: Name
     models: tuple[str, ...] = ("*",)
+    # Sliding-minute and concurrency limits for the whole team, and for each of its keys
+    # (a bootstrap key's own `limits` override these per-key defaults).
+    limits: LimitPolicy = LimitPolicy()
+    key_limits: LimitPolicy = LimitPolicy()
+    budget: BudgetPolicy | None = None
+    # Budgets per project tag (the caller's `x-raygate-project` header), within the team's.
+    projects: Mapping[Tag, BudgetPolicy] = Field(default_factory=dict)
 
 
 class BootstrapKeyConfig(Frozen):
@@ -113,6 +122,7 @@ class BootstrapKeyConfig(Frozen):
     key: SecretRef
     models: tuple[str, ...] | None = None
     expires_at: datetime | None = None
+    limits: LimitPolicy | None = None
 
 
 class AutoscalingConfig(Frozen):
@@ -205,6 +215,14 @@ _DEFAULT_TASKS: dict[str, tuple[Task, ...]] = {
 }
 
 
+class DeprecationConfig(Frozen):
+    """Callers get `Deprecation` / `Sunset` headers; usage reports list who still calls it."""
+
+    deprecated_on: date
+    sunset_on: date | None = None
+    replacement: str | None = None  # a model, alias or route
+
+
 class ModelConfig(Frozen):
     name: Name
     aliases: tuple[Name, ...] = ()
@@ -216,6 +234,9 @@ class ModelConfig(Frozen):
     # concurrency cap and scaling). Local engines always get their own deployment.
     placement: Literal["ingress", "deployment"] = "ingress"
     reliability: ReliabilityPolicy = ReliabilityPolicy()
+    # Versioned prices (per token, or per GPU-hour for self-hosted); see models/pricing.py.
+    pricing: tuple[PriceVersion, ...] = ()
+    deprecation: DeprecationConfig | None = None
     owned_by: str = "raygate"
 
     @property
@@ -239,6 +260,7 @@ class PlatformConfig(Frozen):
     routes: tuple[RouteConfig, ...] = ()
     evaluations: tuple[EvaluationConfig, ...] = ()
     cache: CachePolicy = CachePolicy()
+    admission: AdmissionPolicy = AdmissionPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> PlatformConfig:
@@ -270,6 +292,12 @@ class PlatformConfig(Frozen):
                     "configured model that serves embeddings"
                 )
         routable = set(seen) | {r.name for r in self.routes}
+        for model in self.models:
+            replacement = model.deprecation.replacement if model.deprecation else None
+            if replacement is not None and replacement not in routable:
+                raise ValueError(
+                    f"model {model.name!r}: deprecation.replacement {replacement!r} is unknown"
+                )
         for team in self.teams:
             for pattern in team.models:
                 if pattern != "*" and pattern not in routable:

@@ -11,29 +11,37 @@ edge adds: which model answered (`x-raygate-model`), whether a fallback did
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from typing import Any, Generic, TypeVar, cast
 
+import anyio
+
 from models.engine import Engine
+from models.pricing import Price, price_at
+from serve.admission import Admission, Ticket
 from serve.auth.authenticator import Authenticator, Principal
 from serve.cache import (
-    CacheMode,
     CacheStatus,
     Lookup,
     ResponseCache,
     replay_chat_stream,
     replay_completion_stream,
 )
-from serve.config import PlatformConfig, Task
-from serve.errors import InternalError, InvalidRequest, NotFound, PermissionDenied
+from serve.call import Call
+from serve.config import ModelConfig, PlatformConfig, Task
+from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, PermissionDenied
 from serve.keystore import KeyStore
 from serve.openai_requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from serve.openai_types import ChatCompletion, ChatCompletionChunk, Completion, EmbeddingList
+from serve.record import RequestObserver
 from serve.routing import Attempt, Executor, RoutePlanner, Stream
 from serve.state import StateStore
+from serve.streams import aclose_quietly
 
 log = logging.getLogger("raygate.gateway")
 
@@ -70,11 +78,6 @@ class ServedStream(Generic[T]):
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class CallOptions:
-    cache: CacheMode = CacheMode.USE
-
-
 class Gateway:
     def __init__(
         self,
@@ -88,6 +91,8 @@ class Gateway:
         planner: RoutePlanner | None = None,
         executor: Executor | None = None,
         cache: ResponseCache | None = None,
+        admission: Admission | None = None,
+        observers: Sequence[RequestObserver] = (),
     ) -> None:
         self.config = config
         self.authenticator = authenticator
@@ -100,6 +105,8 @@ class Gateway:
             {m.name: m.reliability for m in config.models}, on_attempt=_log_attempt
         )
         self.cache = cache or ResponseCache()
+        self.admission = admission
+        self.observers = list(observers)
         self.started = int(time.time())
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -155,102 +162,316 @@ class Gateway:
     # -- chat ---------------------------------------------------------------------------
 
     async def chat(
-        self,
-        principal: Principal,
-        request: ChatCompletionRequest,
-        options: CallOptions = CallOptions(),
+        self, principal: Principal, request: ChatCompletionRequest, call: Call
     ) -> Served[ChatCompletion]:
-        plan = self.plan(principal, request.model, "chat")
+        plan = self._begin(call, principal, request.model, "chat")
         body = request.model_dump(exclude_none=True)
-        lookup = await self._lookup(principal, plan, body, "chat", options)
-        if lookup.hit is not None:
-            return self._from_cache(plan, lookup, _shape_chat(_chat(lookup.hit.response)))
-        outcome = await self.executor.call(
-            plan.models, lambda m: self.engines[m].chat(_for_model(body, m))
-        )
-        result = _shape_chat(outcome.result)
-        await self.cache.store(lookup, result)
-        result["model"] = _public_model(plan, outcome.model)
-        return Served(result, _headers(plan, outcome.model, outcome.primary, lookup.status))
+        ticket = await self._admit(call, principal, plan, body)
+        try:
+            lookup = await self._lookup(principal, plan, body, "chat", call)
+            if lookup.hit is not None:
+                answer = self._from_cache(plan, lookup, _shape_chat(_chat(lookup.hit.response)))
+                await self._settle(call, ticket, None, None)
+                return self._done(call, ticket, plan, answer, _finish_reason(answer.body))
+            bounded = self._bounded(body, ticket)
+            call.backend_called = True
+            outcome = await self.executor.call(
+                plan.models, lambda m: self.engines[m].chat(_for_model(bounded, m))
+            )
+            result = _shape_chat(outcome.result)
+            await self.cache.store(lookup, result)
+            self._served(call, outcome.model, outcome.primary)
+            await self._settle(call, ticket, result.get("usage"), outcome.model)
+            result["model"] = _public_model(plan, outcome.model)
+            headers = _headers(plan, outcome.model, outcome.primary, lookup.status)
+            return self._done(call, ticket, plan, Served(result, headers), _finish_reason(result))
+        except BaseException as exc:
+            await self._failed(call, ticket, exc)
+            raise
 
     async def chat_stream(
-        self,
-        principal: Principal,
-        request: ChatCompletionRequest,
-        options: CallOptions = CallOptions(),
+        self, principal: Principal, request: ChatCompletionRequest, call: Call
     ) -> ServedStream[ChatCompletionChunk]:
-        plan = self.plan(principal, request.model, "chat")
+        plan = self._begin(call, principal, request.model, "chat")
         body = request.model_dump(exclude_none=True)
-        lookup = await self._lookup(principal, plan, body, "chat", options)
-        if lookup.hit is not None:
-            completion = _shape_chat(_chat(lookup.hit.response))
-            headers = _cache_headers(lookup, completion)
-            completion["model"] = _public_model(plan, str(completion["model"]))
-            replay = _shape_stream(replay_chat_stream(completion), request, completion["model"])
-            return await _first(replay, headers)
-        stream = await self.executor.stream(
-            plan.models, lambda m: self.engines[m].chat_stream(_for_model(body, m))
-        )
-        chunks: AsyncIterator[ChatCompletionChunk] = _closing(stream)
-        if lookup.ticket is not None:
-            chunks = self.cache.record_chat_stream(lookup, chunks)
-        shaped = _shape_stream(chunks, request, _public_model(plan, stream.model))
-        return await _first(shaped, _headers(plan, stream.model, stream.primary, lookup.status))
+        ticket = await self._admit(call, principal, plan, body)
+        try:
+            lookup = await self._lookup(principal, plan, body, "chat", call)
+            if lookup.hit is not None:
+                completion = _shape_chat(_chat(lookup.hit.response))
+                headers = _cache_headers(lookup, completion)
+                self._served(call, str(completion["model"]), str(completion["model"]))
+                completion["model"] = _public_model(plan, str(completion["model"]))
+                replay = self._metered(call, ticket, replay_chat_stream(completion), None)
+                shaped = _shape_stream(replay, request, completion["model"])
+                return await self._first_of(call, ticket, plan, shaped, headers)
+            bounded = self._bounded(body, ticket)
+            call.backend_called = True
+            stream = await self.executor.stream(
+                plan.models, lambda m: self.engines[m].chat_stream(_for_model(bounded, m))
+            )
+            self._served(call, stream.model, stream.primary)
+            chunks: AsyncIterator[ChatCompletionChunk] = _closing(stream)
+            if lookup.ticket is not None:
+                chunks = self.cache.record_chat_stream(lookup, chunks)
+            metered = self._metered(call, ticket, chunks, stream.model)
+            shaped = _shape_stream(metered, request, _public_model(plan, stream.model))
+            headers = _headers(plan, stream.model, stream.primary, lookup.status)
+            return await self._first_of(call, ticket, plan, shaped, headers)
+        except BaseException as exc:
+            await self._failed(call, ticket, exc)
+            raise
 
     # -- completions --------------------------------------------------------------------
 
     async def completion(
-        self, principal: Principal, request: CompletionRequest, options: CallOptions = CallOptions()
+        self, principal: Principal, request: CompletionRequest, call: Call
     ) -> Served[Completion]:
-        plan = self.plan(principal, request.model, "completions")
+        plan = self._begin(call, principal, request.model, "completions")
         body = request.model_dump(exclude_none=True)
-        lookup = await self._lookup(principal, plan, body, "completions", options)
-        if lookup.hit is not None:
-            return self._from_cache(plan, lookup, dict(lookup.hit.response))
-        outcome = await self.executor.call(
-            plan.models, lambda m: self.engines[m].completion(_for_model(body, m))
-        )
-        result = outcome.result
-        await self.cache.store(lookup, result)
-        result["model"] = _public_model(plan, outcome.model)
-        return Served(result, _headers(plan, outcome.model, outcome.primary, lookup.status))
+        ticket = await self._admit(call, principal, plan, body)
+        try:
+            lookup = await self._lookup(principal, plan, body, "completions", call)
+            if lookup.hit is not None:
+                answer = self._from_cache(plan, lookup, dict(lookup.hit.response))
+                await self._settle(call, ticket, None, None)
+                return self._done(call, ticket, plan, answer, _finish_reason(answer.body))
+            bounded = self._bounded(body, ticket)
+            call.backend_called = True
+            outcome = await self.executor.call(
+                plan.models, lambda m: self.engines[m].completion(_for_model(bounded, m))
+            )
+            result = outcome.result
+            await self.cache.store(lookup, result)
+            self._served(call, outcome.model, outcome.primary)
+            await self._settle(call, ticket, result.get("usage"), outcome.model)
+            result["model"] = _public_model(plan, outcome.model)
+            headers = _headers(plan, outcome.model, outcome.primary, lookup.status)
+            return self._done(call, ticket, plan, Served(result, headers), _finish_reason(result))
+        except BaseException as exc:
+            await self._failed(call, ticket, exc)
+            raise
 
     async def completion_stream(
-        self, principal: Principal, request: CompletionRequest, options: CallOptions = CallOptions()
+        self, principal: Principal, request: CompletionRequest, call: Call
     ) -> ServedStream[Completion]:
-        plan = self.plan(principal, request.model, "completions")
+        plan = self._begin(call, principal, request.model, "completions")
         body = request.model_dump(exclude_none=True)
-        lookup = await self._lookup(principal, plan, body, "completions", options)
-        if lookup.hit is not None:
-            completion: Completion = dict(lookup.hit.response)  # type: ignore[assignment]
-            headers = _cache_headers(lookup, completion)
-            completion["model"] = _public_model(plan, str(completion["model"]))
-            replay = _shape_stream(
-                replay_completion_stream(completion), request, completion["model"]
+        ticket = await self._admit(call, principal, plan, body)
+        try:
+            lookup = await self._lookup(principal, plan, body, "completions", call)
+            if lookup.hit is not None:
+                completion: Completion = dict(lookup.hit.response)  # type: ignore[assignment]
+                headers = _cache_headers(lookup, completion)
+                self._served(call, str(completion["model"]), str(completion["model"]))
+                completion["model"] = _public_model(plan, str(completion["model"]))
+                replay = self._metered(call, ticket, replay_completion_stream(completion), None)
+                shaped = _shape_stream(replay, request, completion["model"])
+                return await self._first_of(call, ticket, plan, shaped, headers)
+            bounded = self._bounded(body, ticket)
+            call.backend_called = True
+            stream = await self.executor.stream(
+                plan.models, lambda m: self.engines[m].completion_stream(_for_model(bounded, m))
             )
-            return await _first(replay, headers)
-        stream = await self.executor.stream(
-            plan.models, lambda m: self.engines[m].completion_stream(_for_model(body, m))
-        )
-        chunks: AsyncIterator[Completion] = _closing(stream)
-        if lookup.ticket is not None:
-            chunks = self.cache.record_completion_stream(lookup, chunks)
-        shaped = _shape_stream(chunks, request, _public_model(plan, stream.model))
-        return await _first(shaped, _headers(plan, stream.model, stream.primary, lookup.status))
+            self._served(call, stream.model, stream.primary)
+            chunks: AsyncIterator[Completion] = _closing(stream)
+            if lookup.ticket is not None:
+                chunks = self.cache.record_completion_stream(lookup, chunks)
+            metered = self._metered(call, ticket, chunks, stream.model)
+            shaped = _shape_stream(metered, request, _public_model(plan, stream.model))
+            headers = _headers(plan, stream.model, stream.primary, lookup.status)
+            return await self._first_of(call, ticket, plan, shaped, headers)
+        except BaseException as exc:
+            await self._failed(call, ticket, exc)
+            raise
 
     # -- embeddings ---------------------------------------------------------------------
 
     async def embeddings(
-        self, principal: Principal, request: EmbeddingRequest, options: CallOptions = CallOptions()
+        self, principal: Principal, request: EmbeddingRequest, call: Call
     ) -> Served[EmbeddingList]:
-        plan = self.plan(principal, request.model, "embeddings")
+        plan = self._begin(call, principal, request.model, "embeddings")
         body = request.model_dump(exclude_none=True)
-        outcome = await self.executor.call(
-            plan.models, lambda m: self.engines[m].embeddings(_for_model(body, m))
+        ticket = await self._admit(call, principal, plan, body, with_output=False)
+        try:
+            call.backend_called = True
+            outcome = await self.executor.call(
+                plan.models, lambda m: self.engines[m].embeddings(_for_model(body, m))
+            )
+            result = outcome.result
+            self._served(call, outcome.model, outcome.primary)
+            await self._settle(call, ticket, result.get("usage"), outcome.model)
+            result["model"] = _public_model(plan, outcome.model)
+            headers = _headers(plan, outcome.model, outcome.primary, None)
+            return self._done(call, ticket, plan, Served(result, headers), None)
+        except BaseException as exc:
+            await self._failed(call, ticket, exc)
+            raise
+
+    # -- stages -------------------------------------------------------------------------
+
+    def _begin(self, call: Call, principal: Principal, requested: str, task: Task) -> Plan:
+        call.principal = principal
+        call.model_requested = requested
+        return self.plan(principal, requested, task)
+
+    def price(self, model: str) -> Price:
+        config = self.config.model(model)
+        today = dt.datetime.now(dt.UTC).date()
+        return price_at(config.pricing if config is not None else (), today)
+
+    async def _admit(
+        self,
+        call: Call,
+        principal: Principal,
+        plan: Plan,
+        body: Mapping[str, Any],
+        *,
+        with_output: bool = True,
+    ) -> Ticket | None:
+        if self.admission is None:
+            return None
+        # The worst case over every model that may answer (a fallback may cost more).
+        prices = [self.price(m) for m in plan.models]
+        return await self.admission.admit(
+            principal.team, principal.key_id, body, prices, call.project, with_output=with_output
         )
-        result = outcome.result
-        result["model"] = _public_model(plan, outcome.model)
-        return Served(result, _headers(plan, outcome.model, outcome.primary, None))
+
+    def _bounded(self, body: dict[str, Any], ticket: Ticket | None) -> dict[str, Any]:
+        """Send the reserved output bound upstream when the caller set none, so a reservation
+        made from it holds (teams with token limits or budgets only)."""
+        if ticket is None or not ticket.bounds_output:
+            return body
+        if body.get("max_tokens") or body.get("max_completion_tokens"):
+            return body
+        return {**body, "max_tokens": ticket.output_tokens // int(body.get("n") or 1)}
+
+    def _served(self, call: Call, model: str, primary: str) -> None:
+        call.model_served = model
+        config = self.config.model(model)
+        call.provider = config.backend.kind if config is not None else None
+        call.fallback_from = primary if model != primary else None
+
+    async def _settle(
+        self, call: Call, ticket: Ticket | None, usage: Mapping[str, Any] | None, model: str | None
+    ) -> None:
+        """Record the real usage and cost, and release the reservations (once)."""
+        prompt = int(usage.get("prompt_tokens") or 0) if usage else 0
+        output = int(usage.get("completion_tokens") or 0) if usage else 0
+        details = usage.get("prompt_tokens_details") if usage else None
+        cached = int(details.get("cached_tokens") or 0) if isinstance(details, Mapping) else 0
+        call.usage(prompt, output, cached)
+        price = self.price(model) if model is not None else None
+        if ticket is not None:
+            call.cost_usd = await self.admission_settle(ticket, price, prompt, output, cached)
+        elif price is not None:
+            call.cost_usd = price.cost(prompt, output, cached)
+
+    async def admission_settle(
+        self, ticket: Ticket, price: Price | None, prompt: int, output: int, cached: int
+    ) -> float:
+        assert self.admission is not None
+        return await self.admission.settle(ticket, price, prompt, output, cached)
+
+    async def _failed(self, call: Call, ticket: Ticket | None, exc: BaseException) -> None:
+        """Every failure path releases what admission reserved (no usage, no cost)."""
+        if ticket is not None:
+            await self.admission_settle(ticket, None, 0, 0, 0)
+            if isinstance(exc, GatewayError):
+                exc.headers = {**ticket.headers, **exc.headers}
+
+    def _done(
+        self,
+        call: Call,
+        ticket: Ticket | None,
+        plan: Plan,
+        served: Served[T],
+        finish_reason: str | None,
+    ) -> Served[T]:
+        call.finish_reason = finish_reason
+        served.headers.update(self._extra_headers(ticket, plan, call))
+        return served
+
+    def _extra_headers(self, ticket: Ticket | None, plan: Plan, call: Call) -> dict[str, str]:
+        headers = dict(ticket.headers) if ticket is not None else {}
+        for name in {plan.models[0], call.model_served or plan.models[0]}:
+            model = self.config.model(name)
+            if model is not None and model.deprecation is not None:
+                headers.update(_deprecation_headers(model))
+        if call.cache is not None:
+            headers.setdefault(CACHE_HEADER, call.cache)
+        return headers
+
+    async def _first_of(
+        self,
+        call: Call,
+        ticket: Ticket | None,
+        plan: Plan,
+        chunks: AsyncIterator[T],
+        headers: dict[str, str],
+    ) -> ServedStream[T]:
+        served = await _first(chunks, headers)
+        served.headers.update(self._extra_headers(ticket, plan, call))
+        call.deferred = True  # the record is written when the stream ends
+        return served
+
+    async def _metered(
+        self,
+        call: Call,
+        ticket: Ticket | None,
+        chunks: AsyncIterator[C],
+        model: str | None,
+    ) -> AsyncIterator[C]:
+        """Count a stream, cut it when it runs past its reservation, settle when it ends.
+
+        A content chunk carries at least one token, so more content chunks than reserved
+        output tokens means the backend ignored max_tokens: the stream is cut with a final
+        ``finish_reason: "length"`` chunk. The record is written when the stream ends for
+        any reason: completed, broken (error event), cut, or abandoned by the client.
+        """
+        limit = ticket.output_tokens if ticket is not None and ticket.bounds_output else None
+        usage: Mapping[str, Any] | None = None
+        pieces = 0
+        outcome, code, started = "cancelled", None, False
+        last: C | None = None
+        try:
+            async for chunk in chunks:
+                if chunk.get("usage") and not chunk["choices"]:
+                    usage = chunk["usage"]
+                for choice in chunk["choices"]:
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        call.finish_reason = reason
+                    if _piece(choice):
+                        pieces += 1
+                if limit is not None and pieces > limit:
+                    call.finish_reason = "length"
+                    usage = None
+                    if last is not None:
+                        yield _cut(last)
+                    outcome = "ok"
+                    return
+                if not started:
+                    call.first_chunk()
+                    started = True
+                last = chunk
+                yield chunk
+            outcome = "ok"
+        except GatewayError as exc:
+            outcome, code = "error", exc.code
+            raise
+        except Exception:
+            outcome, code = "error", "internal_error"
+            raise
+        finally:
+            await aclose_quietly(chunks)
+            if usage is None and started:  # cut, broken or abandoned: what was produced
+                usage = {"prompt_tokens": 0, "completion_tokens": pieces}
+            # A cache replay used no model: nothing counts against the limits.
+            with anyio.CancelScope(shield=True):
+                await self._settle(call, ticket, usage if model is not None else None, model)
+            if started:
+                call.finish(200, outcome, code)  # type: ignore[arg-type]
 
     # -- cache --------------------------------------------------------------------------
 
@@ -260,11 +481,15 @@ class Gateway:
         plan: Plan,
         body: Mapping[str, Any],
         endpoint: Any,
-        options: CallOptions,
+        call: Call,
     ) -> Lookup:
         # Keyed on the canonical name (aliases share entries) or the route's name.
         keyed = _for_model(body, plan.cache_name)
-        return await self.cache.lookup(principal.team, keyed, endpoint=endpoint, mode=options.cache)
+        lookup = await self.cache.lookup(
+            principal.team, keyed, endpoint=endpoint, mode=call.cache_mode
+        )
+        call.cache = lookup.status.value
+        return lookup
 
     def _from_cache(self, plan: Plan, lookup: Lookup, response: Any) -> Served[Any]:
         headers = _cache_headers(lookup, response)
@@ -280,6 +505,10 @@ class Gateway:
         return status
 
     async def aclose(self) -> None:
+        for observer in self.observers:
+            await observer.aclose()
+        if self.admission is not None:
+            await self.admission.aclose()
         for engine in self.engines.values():
             await engine.aclose()
         await self.keys.aclose()
@@ -322,6 +551,47 @@ def _cache_headers(lookup: Lookup, response: Mapping[str, Any]) -> dict[str, str
     return headers
 
 
+def _finish_reason(response: Mapping[str, Any]) -> str | None:
+    choices = response.get("choices") or ()
+    return choices[0].get("finish_reason") if choices else None
+
+
+def _piece(choice: Mapping[str, Any]) -> bool:
+    delta = choice.get("delta")
+    if isinstance(delta, Mapping):
+        return bool(delta.get("content") or delta.get("tool_calls"))
+    return bool(choice.get("text"))
+
+
+def _cut(last: C) -> C:
+    """The final chunk of a stream cut at its reservation."""
+    chunk: dict[str, Any] = dict(last)
+    choices: list[Any] = list(last["choices"])
+    streamed_delta = bool(choices) and "delta" in choices[0]
+    final: dict[str, Any] = {"index": 0, "finish_reason": "length", "logprobs": None}
+    if streamed_delta:
+        final["delta"] = {}
+    else:
+        final["text"] = ""
+    chunk["choices"] = [final]
+    chunk.pop("usage", None)
+    return cast(C, chunk)
+
+
+def _deprecation_headers(model: ModelConfig) -> dict[str, str]:
+    """RFC 9745 `Deprecation` (@epoch), RFC 8594 `Sunset` (HTTP date), and the successor."""
+    assert model.deprecation is not None
+    info = model.deprecation
+    at = dt.datetime.combine(info.deprecated_on, dt.time(), dt.UTC)
+    headers = {"deprecation": f"@{int(at.timestamp())}"}
+    if info.sunset_on is not None:
+        sunset = dt.datetime.combine(info.sunset_on, dt.time(), dt.UTC)
+        headers["sunset"] = format_datetime(sunset, usegmt=True)
+    if info.replacement is not None:
+        headers["x-raygate-replacement"] = info.replacement
+    return headers
+
+
 def _for_model(body: Mapping[str, Any], model: str) -> dict[str, Any]:
     request = {**body, "model": model}
     request.pop("stream_options", None)
@@ -359,14 +629,17 @@ async def _shape_stream(
 ) -> AsyncIterator[C]:
     """Public model id on every chunk; the usage chunk only when the caller asked for it."""
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    async for chunk in chunks:
-        chunk["model"] = model
-        if chunk.get("usage") is not None and not chunk["choices"]:
+    try:
+        async for chunk in chunks:
+            chunk["model"] = model
+            if chunk.get("usage") is not None and not chunk["choices"]:
+                if include_usage:
+                    yield chunk
+                continue
             if include_usage:
-                yield chunk
-            continue
-        if include_usage:
-            chunk["usage"] = None
-        else:
-            chunk.pop("usage", None)
-        yield chunk
+                chunk["usage"] = None
+            else:
+                chunk.pop("usage", None)
+            yield chunk
+    finally:
+        await aclose_quietly(chunks)

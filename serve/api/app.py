@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -13,14 +16,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from serve.api import admin, sse
 from serve.api.context import RequestContext, request_id
 from serve.cache import CacheMode
+from serve.call import PROJECT_HEADER, Call
 from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, error_body
-from serve.gateway import CACHE_HEADER, CallOptions, Gateway, Served, ServedStream
+from serve.gateway import CACHE_HEADER, Gateway, Served, ServedStream
 from serve.openai_requests import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
     parse,
 )
+from serve.record import Endpoint
 
 log = logging.getLogger("raygate.api")
 
@@ -58,13 +63,13 @@ def served_response(served: Served[Any]) -> Response:
     return json_response(served.body, headers=served.headers)
 
 
-def call_options(request: Request) -> CallOptions:
+def cache_mode(request: Request) -> CacheMode:
     """``x-raygate-cache: bypass`` (don't read, refresh) or ``no-store`` (leave no trace)."""
     value = request.headers.get(CACHE_HEADER)
     if value is None:
-        return CallOptions()
+        return CacheMode.USE
     try:
-        return CallOptions(cache=CacheMode(value.strip().lower()))
+        return CacheMode(value.strip().lower())
     except ValueError:
         modes = ", ".join(m.value for m in CacheMode)
         raise InvalidRequest(
@@ -72,6 +77,34 @@ def call_options(request: Request) -> CallOptions:
             param=CACHE_HEADER,
             code="invalid_header",
         ) from None
+
+
+@asynccontextmanager
+async def recorded(gateway: Gateway, request: Request, endpoint: Endpoint) -> AsyncIterator[Call]:
+    """One `Call` per request; its record is written however the request ends (a stream's
+    when the stream ends: the gateway defers it)."""
+    call = Call(
+        request_id(request.scope),
+        endpoint,
+        observers=gateway.observers,
+        project=Call.project_of(request.headers.get(PROJECT_HEADER)),
+        headers=request.headers,
+    )
+    try:
+        call.cache_mode = cache_mode(request)
+        yield call
+    except GatewayError as exc:
+        call.finish(exc.status, "error" if call.backend_called else "rejected", exc.code)
+        raise
+    except asyncio.CancelledError:
+        call.finish(499, "cancelled", "client_closed_request")
+        raise
+    except Exception:
+        call.finish(500, "error", "internal_error")
+        raise
+    else:
+        if not call.deferred:
+            call.finish(200, "ok")
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -100,28 +133,32 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        principal = await gateway.authenticate(request.headers.get("authorization"))
-        body = parse(ChatCompletionRequest, await read_json(request))
-        options = call_options(request)
-        if body.stream:
-            return stream_response(await gateway.chat_stream(principal, body, options), request)
-        return served_response(await gateway.chat(principal, body, options))
+        async with recorded(gateway, request, "chat") as call:
+            call.principal = await gateway.authenticate(request.headers.get("authorization"))
+            body = parse(ChatCompletionRequest, await read_json(request))
+            call.stream = bool(body.stream)
+            if body.stream:
+                stream = await gateway.chat_stream(call.principal, body, call)
+                return stream_response(stream, request)
+            return served_response(await gateway.chat(call.principal, body, call))
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        principal = await gateway.authenticate(request.headers.get("authorization"))
-        body = parse(CompletionRequest, await read_json(request))
-        options = call_options(request)
-        if body.stream:
-            stream = await gateway.completion_stream(principal, body, options)
-            return stream_response(stream, request)
-        return served_response(await gateway.completion(principal, body, options))
+        async with recorded(gateway, request, "completions") as call:
+            call.principal = await gateway.authenticate(request.headers.get("authorization"))
+            body = parse(CompletionRequest, await read_json(request))
+            call.stream = bool(body.stream)
+            if body.stream:
+                stream = await gateway.completion_stream(call.principal, body, call)
+                return stream_response(stream, request)
+            return served_response(await gateway.completion(call.principal, body, call))
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> Response:
-        principal = await gateway.authenticate(request.headers.get("authorization"))
-        body = parse(EmbeddingRequest, await read_json(request))
-        return served_response(await gateway.embeddings(principal, body))
+        async with recorded(gateway, request, "embeddings") as call:
+            call.principal = await gateway.authenticate(request.headers.get("authorization"))
+            body = parse(EmbeddingRequest, await read_json(request))
+            return served_response(await gateway.embeddings(call.principal, body, call))
 
     @app.get("/v1/models")
     async def list_models(request: Request) -> Response:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from serve.errors import GatewayError, InternalError
+from serve.streams import aclose_quietly
 
 log = logging.getLogger("raygate.sse")
 
@@ -27,8 +28,8 @@ async def encode(
     A failure after the first chunk ends the stream with an OpenAI error event, which the
     official SDK raises as an APIError; the stream is always closed, never left hanging.
     """
-    yield event(first)
     try:
+        yield event(first)
         async for chunk in rest:
             yield event(chunk)
     except GatewayError as exc:
@@ -38,4 +39,6 @@ async def encode(
         log.exception("stream failed (request %s)", request_id)
         yield event(InternalError(f"The stream failed (request {request_id}).").body())
         return
+    finally:
+        await aclose_quietly(rest)
     yield DONE

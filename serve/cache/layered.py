@@ -19,6 +19,7 @@ from serve.cache.outcome import CacheMode, CacheStatus, Lookup
 from serve.cache.replay import ChatStreamAssembler, CompletionStreamAssembler
 from serve.cache.semantic import SemanticCache
 from serve.openai_types import ChatCompletionChunk, Completion
+from serve.streams import aclose_quietly
 
 __all__ = ["ResponseCache"]
 
@@ -88,9 +89,12 @@ class ResponseCache:
         that drops or edits chunks. A stream the client abandons is never stored.
         """
         assembler = ChatStreamAssembler()
-        async for chunk in chunks:
-            assembler.add(chunk)
-            yield chunk
+        try:
+            async for chunk in chunks:
+                assembler.add(chunk)
+                yield chunk
+        finally:
+            await aclose_quietly(chunks)
         completion = assembler.result()
         if completion is not None:
             await self.store(lookup, completion)
@@ -100,9 +104,12 @@ class ResponseCache:
     ) -> AsyncIterator[Completion]:
         """As `record_chat_stream`, for the legacy completions endpoint."""
         assembler = CompletionStreamAssembler()
-        async for chunk in chunks:
-            assembler.add(chunk)
-            yield chunk
+        try:
+            async for chunk in chunks:
+                assembler.add(chunk)
+                yield chunk
+        finally:
+            await aclose_quietly(chunks)
         completion = assembler.result()
         if completion is not None:
             await self.store(lookup, completion)

@@ -47,6 +47,15 @@ class RedisStateStore:
         self._incr = self._redis.register_script(_INCR_WITH_TTL)
         self._log_append = self._redis.register_script(_LOG_APPEND)
 
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection pool, shared with stores that need their own scripts (admission)."""
+        return self._redis
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     @staticmethod
     def _ms(ttl_s: float | None) -> int | None:
         return None if ttl_s is None else max(1, int(ttl_s * 1000))
