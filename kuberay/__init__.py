@@ -1,6 +1,10 @@
-"""KubeRay: renders a RayService from the platform config (GKE GPU node pools, secrets as
-`env:` references fed from Kubernetes Secrets) and applies it through the Kubernetes API.
+"""KubeRay: the raygate RayService on GKE.
 
-Arrives with the self-hosted models issue; today `serve/configs/cluster.yaml` is the
-`serveConfigV2` a RayService would carry.
+``cluster`` (the cluster section), ``render`` (platform Serve config + cluster section ->
+ServiceAccount, Envoy ConfigMap/Service, RayService), ``envoy`` (the JWT sidecar's
+bootstrap), ``crd_schema`` (validation against the CRD), ``client`` (server-side apply,
+status, ``patch_serve_config``) and ``cli`` (``raygate kuberay render|apply|status``).
+See docs/deploy-gke.md.
 """
+
+__all__: list[str] = []

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from kuberay.cli import add_commands as add_kuberay_commands
+from kuberay.cli import run as run_kuberay
 from serve.config import load_serve_file
 from serve.errors import ConfigError
 
@@ -21,7 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--config", default=DEFAULT_CONFIG, help="Serve deploy config (YAML)")
     check = commands.add_parser("check", help="validate a config file and exit")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    add_kuberay_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == "kuberay":
+        return run_kuberay(args)
 
     try:
         serve_file = load_serve_file(args.config)
