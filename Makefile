@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 UV     := $(BIN)/uv
 
-.PHONY: install run test lint typecheck unit bench lock clean
+.PHONY: install run test lint typecheck unit bench lock clean guardrails-eval
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ test: lint typecheck unit
 
 bench: install
 	bash bench/run.sh
+
+# Guardrail figures (docs/guardrails.md): PII precision/recall, injection TPR/FPR, latency.
+guardrails-eval: install
+	$(BIN)/python -m guardrails.eval
 
 # Regenerate the lock (needs network): exact pins with hashes for Linux x86_64, CPython 3.11.
 lock:
