@@ -12,13 +12,16 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from serve.config import ModelConfig, PlatformConfig, parse_platform_config
+from serve.config import DeploymentConfig, ModelConfig, PlatformConfig, parse_platform_config
 
 
 def model_deployment_options(model: ModelConfig) -> dict[str, Any]:
-    spec = model.deployment
+    return model_deployment_options_for(f"model-{model.name}", model.deployment)
+
+
+def model_deployment_options_for(name: str, spec: DeploymentConfig) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "name": f"model-{model.name}",
+        "name": name,
         "max_ongoing_requests": spec.max_ongoing_requests,
         "max_queued_requests": spec.max_queued_requests,
         "ray_actor_options": {"num_cpus": spec.num_cpus},
@@ -50,6 +53,10 @@ def ingress_deployment_options(config: PlatformConfig) -> dict[str, Any]:
     }
 
 
+def ner_deployment_options(config: PlatformConfig) -> dict[str, Any]:
+    return {**model_deployment_options_for("guardrails-ner", config.guardrails.ner.deployment)}
+
+
 def build_graph(config: PlatformConfig) -> Application:
     from deployments.ingress import Ingress
     from deployments.model import ModelDeployment
@@ -61,9 +68,20 @@ def build_graph(config: PlatformConfig) -> Application:
         for model in config.models
         if not model.in_process
     }
+    guard = config.guardrails
+    if guard.enabled and guard.ner.enabled:
+        from deployments.guardrails_ner import NerDeployment
+
+        handles[NER_HANDLE] = serve.deployment(**ner_deployment_options(config))(
+            NerDeployment
+        ).bind()
     ingress = serve.deployment(**ingress_deployment_options(config))(Ingress)
     app: Application = ingress.bind(config.model_dump(mode="json"), handles)
     return app
+
+
+NER_HANDLE = "guardrails-ner"  # not a model name: model names have no "guardrails-" rule,
+# but the config refuses a model by that name (see PlatformConfig)
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from guardrails import Guardrails
 from models.engine import Engine
 from models.engines.factory import create_engine
 from serve.admission import Admission, TeamLimits
 from serve.admission.alerts import BudgetAlerts
 from serve.admission.memory_store import MemoryAdmissionStore
 from serve.admission.store import AdmissionStore
+from serve.audit import AuditOutbox, AuditStore, PromptCipher, RetentionTask
 from serve.auth import api_keys
 from serve.auth.authenticator import Authenticator
 from serve.auth.jwt_verifier import JWTVerifier
@@ -17,18 +24,23 @@ from serve.cache import ExactCache, ResponseCache, SemanticCache
 from serve.config import BootstrapKeyConfig, PlatformConfig
 from serve.errors import ConfigError
 from serve.gateway import Gateway
+from serve.guard_stage import GuardStage, NerTier
 from serve.keystore import KeyStore
 from serve.record import RequestObserver
-from serve.settings import expand_database_url, resolve_optional, resolve_secret
+from serve.settings import expand_database_url, raygate_home, resolve_optional, resolve_secret
 from serve.state import StateStore, create_state_store
+from serve.telemetry import Telemetry, build_observers
 
 
 async def build_gateway(
     config: PlatformConfig,
     remote: Mapping[str, Engine],
     observers: Sequence[RequestObserver] = (),
+    *,
+    ner: NerTier | None = None,
 ) -> Gateway:
-    """`remote` maps model names to engines living in their own deployments."""
+    """`remote` maps model names to engines living in their own deployments; `observers`
+    are added to the configured ones (audit outbox, metrics, Datadog)."""
     url = resolve_optional(config.database.url)
     assert url is not None
     keys = KeyStore(expand_database_url(url))
@@ -44,6 +56,17 @@ async def build_gateway(
             raise ConfigError(f"model {model.name!r} has no deployment")
     jwt = JWTVerifier(config.auth.jwt_issuers) if config.auth.jwt_issuers else None
     state = create_state_store(config.state)
+    audit, outbox, retention = await build_audit(config, url)
+    names = [m.name for m in config.models] + [a for m in config.models for a in m.aliases]
+    names += [r.name for r in config.routes]
+    observed = [
+        outbox,
+        *build_observers(config.telemetry, teams=[t.name for t in config.teams], models=names),
+        *observers,
+    ]
+    guard = None
+    if config.guardrails.enabled:
+        guard = GuardStage({t.name: t.guardrails for t in config.teams}, shared_guardrails(), ner)
     return Gateway(
         config=config,
         authenticator=Authenticator(config, keys, jwt),
@@ -53,7 +76,11 @@ async def build_gateway(
         admin_key=resolve_optional(config.auth.admin_key),
         cache=build_cache(config, state, engines),
         admission=build_admission(config, state, bootstrap),
-        observers=observers,
+        observers=observed,
+        guard=guard,
+        telemetry=Telemetry(config.telemetry),
+        audit=audit,
+        closers=[retention.aclose],
     )
 
 
@@ -104,3 +131,48 @@ def build_admission(
         shared=isinstance(state, RedisStateStore),
         alerts=BudgetAlerts(state, policy.alerts, webhook),
     )
+
+
+async def build_audit(
+    config: PlatformConfig, database_url: str
+) -> tuple[AuditStore, AuditOutbox, RetentionTask]:
+    """The audit store in the platform database, the outbox spooling to local disk in
+    front of it, and the retention purge."""
+    policy = config.audit
+    cipher = (
+        PromptCipher.from_refs(policy.encryption_key, policy.previous_encryption_keys)
+        if policy.encryption_key
+        else None
+    )
+    url = expand_database_url(database_url)
+    store = AuditStore(url, policy, cipher)
+    await store.init()
+    outbox = AuditOutbox(
+        store,
+        spool_dir(policy.outbox.spool_dir, url),
+        policy.outbox,
+        cipher,
+        instance=f"pid-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+    )
+    outbox.start()
+    retention = RetentionTask(store, policy.purge_interval_s)
+    retention.start()
+    return store, outbox, retention
+
+
+def spool_dir(configured: str | None, database_url: str) -> Path:
+    """The configured spool, or one per database: beside a SQLite file, else under
+    $RAYGATE_HOME keyed by the database URL (so two platforms never share a spool)."""
+    if configured is not None:
+        return Path(configured.replace("$RAYGATE_HOME", str(raygate_home()))).expanduser()
+    if database_url.startswith("sqlite+aiosqlite:///"):
+        return Path(database_url.removeprefix("sqlite+aiosqlite:///") + ".audit-spool")
+    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    return raygate_home() / "audit-spool" / digest
+
+
+@functools.cache
+def shared_guardrails() -> Guardrails:
+    """One cheap tier per process (about 1.7 s to build, 110 MB): it holds no request state
+    and is safe to share, so every gateway built in a process uses the same one."""
+    return Guardrails()

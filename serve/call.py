@@ -12,12 +12,17 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from serve.auth.authenticator import Principal
 from serve.cache import CacheMode
 from serve.record import Endpoint, Outcome, PromptPolicy, RequestObserver, RequestRecord
+
+if TYPE_CHECKING:
+    from serve.telemetry import Trace
 
 __all__ = ["PROJECT_HEADER", "Call"]
 
@@ -56,6 +61,8 @@ class Call:
     response: str | None = None
     trace_id: str | None = None
     backend_called: bool = False  # a model was called (failures after it are errors)
+    attempts: dict[str, int] = field(default_factory=dict)  # tries per model
+    trace: Trace | None = None
     # A stream's record is written when the stream ends, not when the headers go out.
     deferred: bool = False
     record: RequestRecord | None = None
@@ -67,6 +74,12 @@ class Call:
     def first_chunk(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
+            if self.trace is not None:
+                self.trace.first_chunk()
+
+    def stage(self, name: str) -> AbstractContextManager[Any]:
+        """A child span of the request (admission, guardrails, cache), when traced."""
+        return self.trace.stage(name) if self.trace is not None else nullcontext()
 
     def usage(self, input_tokens: int, output_tokens: int, cached: int = 0) -> None:
         self.input_tokens, self.output_tokens, self.cached_input_tokens = (
@@ -110,6 +123,11 @@ class Call:
             response=self.response if self.prompt_policy != "none" else None,
             trace_id=self.trace_id,
         )
+        if self.trace is not None:
+            try:
+                self.trace.finish(self.record)
+            except Exception:
+                log.exception("trace finish failed")
         for observer in self.observers:
             try:
                 observer.observe(self.record)

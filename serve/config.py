@@ -22,8 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from guardrails.policy import GuardrailsPolicy
 from models.pricing import PriceVersion
 from serve.admission.policy import AdmissionPolicy, BudgetPolicy, LimitPolicy, Tag
+from serve.audit.policy import AuditPolicy
 from serve.cache.policy import CachePolicy
 from serve.errors import ConfigError
 from serve.routing.policy import (
@@ -34,6 +36,7 @@ from serve.routing.policy import (
     validate_routes,
 )
 from serve.settings import SECRET_REF_PATTERN
+from serve.telemetry.policy import TelemetryPolicy
 
 IMPORT_PATH = "serve.app:build_app"
 
@@ -112,6 +115,8 @@ class TeamConfig(Frozen):
     budget: BudgetPolicy | None = None
     # Budgets per project tag (the caller's `x-raygate-project` header), within the team's.
     projects: Mapping[Tag, BudgetPolicy] = Field(default_factory=dict)
+    # Secure by default: every guardrail on unless the team's policy relaxes it.
+    guardrails: GuardrailsPolicy = GuardrailsPolicy()
 
 
 class BootstrapKeyConfig(Frozen):
@@ -123,6 +128,7 @@ class BootstrapKeyConfig(Frozen):
     models: tuple[str, ...] | None = None
     expires_at: datetime | None = None
     limits: LimitPolicy | None = None
+    role: Literal["user", "auditor"] = "user"
 
 
 class AutoscalingConfig(Frozen):
@@ -249,6 +255,21 @@ class ModelConfig(Frozen):
         return self.backend.kind in REMOTE_KINDS and self.placement == "ingress"
 
 
+class NerConfig(Frozen):
+    """The NER tier (GiNZA, Japanese names and places) in its own deployment: about 450 MB
+    and hundreds of milliseconds per KB of Japanese, so it is off on the embedded default."""
+
+    enabled: bool = False
+    deployment: DeploymentConfig = DeploymentConfig(max_ongoing_requests=8)
+
+
+class GuardrailsPlatformConfig(Frozen):
+    # False turns every guardrail off for every team (tests, benchmarks); teams relax
+    # their own policy with `teams[].guardrails` instead.
+    enabled: bool = True
+    ner: NerConfig = NerConfig()
+
+
 class PlatformConfig(Frozen):
     state: StateConfig = StateConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -261,6 +282,9 @@ class PlatformConfig(Frozen):
     evaluations: tuple[EvaluationConfig, ...] = ()
     cache: CachePolicy = CachePolicy()
     admission: AdmissionPolicy = AdmissionPolicy()
+    audit: AuditPolicy = AuditPolicy()
+    telemetry: TelemetryPolicy = TelemetryPolicy()
+    guardrails: GuardrailsPlatformConfig = GuardrailsPlatformConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> PlatformConfig:
@@ -291,7 +315,12 @@ class PlatformConfig(Frozen):
                     f"cache.semantic.embed_model {semantic.embed_model!r} must name a "
                     "configured model that serves embeddings"
                 )
+        if "guardrails-ner" in seen:
+            raise ValueError("the name 'guardrails-ner' is reserved for the guardrails NER tier")
         routable = set(seen) | {r.name for r in self.routes}
+        for team_name in self.audit.teams:
+            if team_name not in team_names:
+                raise ValueError(f"audit.teams names unknown team {team_name!r}")
         for model in self.models:
             replacement = model.deprecation.replacement if model.deprecation else None
             if replacement is not None and replacement not in routable:

@@ -14,16 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
 
+from guardrails.verdicts import RequestVerdict
 from models.engine import Engine
 from models.pricing import Price, price_at
 from serve.admission import Admission, Ticket
+from serve.audit import AuditScope, AuditStore
 from serve.auth.authenticator import Authenticator, Principal
 from serve.cache import (
     CacheStatus,
@@ -35,6 +37,7 @@ from serve.cache import (
 from serve.call import Call
 from serve.config import ModelConfig, PlatformConfig, Task
 from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, PermissionDenied
+from serve.guard_stage import ContentBlocked, GuardStage, actions_counts
 from serve.keystore import KeyStore
 from serve.openai_requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from serve.openai_types import ChatCompletion, ChatCompletionChunk, Completion, EmbeddingList
@@ -42,6 +45,7 @@ from serve.record import RequestObserver
 from serve.routing import Attempt, Executor, RoutePlanner, Stream
 from serve.state import StateStore
 from serve.streams import aclose_quietly
+from serve.telemetry import Telemetry
 
 log = logging.getLogger("raygate.gateway")
 
@@ -93,6 +97,10 @@ class Gateway:
         cache: ResponseCache | None = None,
         admission: Admission | None = None,
         observers: Sequence[RequestObserver] = (),
+        guard: GuardStage | None = None,
+        telemetry: Telemetry | None = None,
+        audit: AuditStore | None = None,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.config = config
         self.authenticator = authenticator
@@ -107,6 +115,10 @@ class Gateway:
         self.cache = cache or ResponseCache()
         self.admission = admission
         self.observers = list(observers)
+        self.guard = guard
+        self.telemetry = telemetry
+        self.audit = audit
+        self._closers = list(closers)
         self.started = int(time.time())
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -114,6 +126,21 @@ class Gateway:
 
     def check_admin(self, authorization: str | None) -> None:
         self.authenticator.check_admin(authorization, self.admin_key)
+
+    async def authorize_audit(self, authorization: str | None) -> AuditScope:
+        """The admin key reads every team; a team's auditor key reads its own team."""
+        try:
+            self.check_admin(authorization)
+            return AuditScope.all_teams()
+        except GatewayError:
+            pass
+        principal = await self.authenticate(authorization)
+        if principal.role != "auditor":
+            raise PermissionDenied(
+                "Reading the audit log needs the admin key or an auditor key.",
+                code="not_an_auditor",
+            )
+        return AuditScope.only(principal.team)
 
     def plan(self, principal: Principal, requested: str, task: Task) -> Plan:
         """Resolve a public name (model, alias or route) to the models that may answer."""
@@ -159,92 +186,55 @@ class Gateway:
                 return index
         return len(self.config.models)
 
-    # -- chat ---------------------------------------------------------------------------
+    # -- chat and completions -----------------------------------------------------------
 
     async def chat(
         self, principal: Principal, request: ChatCompletionRequest, call: Call
     ) -> Served[ChatCompletion]:
-        plan = self._begin(call, principal, request.model, "chat")
-        body = request.model_dump(exclude_none=True)
-        ticket = await self._admit(call, principal, plan, body)
-        try:
-            lookup = await self._lookup(principal, plan, body, "chat", call)
-            if lookup.hit is not None:
-                answer = self._from_cache(plan, lookup, _shape_chat(_chat(lookup.hit.response)))
-                await self._settle(call, ticket, None, None)
-                return self._done(call, ticket, plan, answer, _finish_reason(answer.body))
-            bounded = self._bounded(body, ticket)
-            call.backend_called = True
-            outcome = await self.executor.call(
-                plan.models, lambda m: self.engines[m].chat(_for_model(bounded, m))
-            )
-            result = _shape_chat(outcome.result)
-            await self.cache.store(lookup, result)
-            self._served(call, outcome.model, outcome.primary)
-            await self._settle(call, ticket, result.get("usage"), outcome.model)
-            result["model"] = _public_model(plan, outcome.model)
-            headers = _headers(plan, outcome.model, outcome.primary, lookup.status)
-            return self._done(call, ticket, plan, Served(result, headers), _finish_reason(result))
-        except BaseException as exc:
-            await self._failed(call, ticket, exc)
-            raise
+        return await self._answer(_CHAT, principal, request, call)
 
     async def chat_stream(
         self, principal: Principal, request: ChatCompletionRequest, call: Call
     ) -> ServedStream[ChatCompletionChunk]:
-        plan = self._begin(call, principal, request.model, "chat")
-        body = request.model_dump(exclude_none=True)
-        ticket = await self._admit(call, principal, plan, body)
-        try:
-            lookup = await self._lookup(principal, plan, body, "chat", call)
-            if lookup.hit is not None:
-                completion = _shape_chat(_chat(lookup.hit.response))
-                headers = _cache_headers(lookup, completion)
-                self._served(call, str(completion["model"]), str(completion["model"]))
-                completion["model"] = _public_model(plan, str(completion["model"]))
-                replay = self._metered(call, ticket, replay_chat_stream(completion), None)
-                shaped = _shape_stream(replay, request, completion["model"])
-                return await self._first_of(call, ticket, plan, shaped, headers)
-            bounded = self._bounded(body, ticket)
-            call.backend_called = True
-            stream = await self.executor.stream(
-                plan.models, lambda m: self.engines[m].chat_stream(_for_model(bounded, m))
-            )
-            self._served(call, stream.model, stream.primary)
-            chunks: AsyncIterator[ChatCompletionChunk] = _closing(stream)
-            if lookup.ticket is not None:
-                chunks = self.cache.record_chat_stream(lookup, chunks)
-            metered = self._metered(call, ticket, chunks, stream.model)
-            shaped = _shape_stream(metered, request, _public_model(plan, stream.model))
-            headers = _headers(plan, stream.model, stream.primary, lookup.status)
-            return await self._first_of(call, ticket, plan, shaped, headers)
-        except BaseException as exc:
-            await self._failed(call, ticket, exc)
-            raise
-
-    # -- completions --------------------------------------------------------------------
+        return await self._stream(_CHAT, principal, request, call)
 
     async def completion(
         self, principal: Principal, request: CompletionRequest, call: Call
     ) -> Served[Completion]:
-        plan = self._begin(call, principal, request.model, "completions")
+        return await self._answer(_COMPLETION, principal, request, call)
+
+    async def completion_stream(
+        self, principal: Principal, request: CompletionRequest, call: Call
+    ) -> ServedStream[Completion]:
+        return await self._stream(_COMPLETION, principal, request, call)
+
+    async def _answer(
+        self,
+        kind: _Kind,
+        principal: Principal,
+        request: ChatCompletionRequest | CompletionRequest,
+        call: Call,
+    ) -> Served[Any]:
+        plan = self._begin(call, principal, request, kind.task)
         body = request.model_dump(exclude_none=True)
         ticket = await self._admit(call, principal, plan, body)
         try:
-            lookup = await self._lookup(principal, plan, body, "completions", call)
+            body, verdict = await self._guard_input(call, principal, body)
+            lookup = await self._lookup(principal, plan, body, kind.task, call)
             if lookup.hit is not None:
-                answer = self._from_cache(plan, lookup, dict(lookup.hit.response))
+                answer = self._from_cache(plan, lookup, kind.shape(dict(lookup.hit.response)))
                 await self._settle(call, ticket, None, None)
+                answer.body = self._guard_output(call, principal, verdict, answer.body)
                 return self._done(call, ticket, plan, answer, _finish_reason(answer.body))
             bounded = self._bounded(body, ticket)
-            call.backend_called = True
             outcome = await self.executor.call(
-                plan.models, lambda m: self.engines[m].completion(_for_model(bounded, m))
+                plan.models, lambda m: self._attempt(call, m, kind.call, _for_model(bounded, m))
             )
-            result = outcome.result
+            result = kind.shape(outcome.result)
             await self.cache.store(lookup, result)
             self._served(call, outcome.model, outcome.primary)
             await self._settle(call, ticket, result.get("usage"), outcome.model)
+            result = self._guard_output(call, principal, verdict, result)
             result["model"] = _public_model(plan, outcome.model)
             headers = _headers(plan, outcome.model, outcome.primary, lookup.status)
             return self._done(call, ticket, plan, Served(result, headers), _finish_reason(result))
@@ -252,34 +242,45 @@ class Gateway:
             await self._failed(call, ticket, exc)
             raise
 
-    async def completion_stream(
-        self, principal: Principal, request: CompletionRequest, call: Call
-    ) -> ServedStream[Completion]:
-        plan = self._begin(call, principal, request.model, "completions")
+    async def _stream(
+        self,
+        kind: _Kind,
+        principal: Principal,
+        request: ChatCompletionRequest | CompletionRequest,
+        call: Call,
+    ) -> ServedStream[Any]:
+        plan = self._begin(call, principal, request, kind.task)
         body = request.model_dump(exclude_none=True)
         ticket = await self._admit(call, principal, plan, body)
         try:
-            lookup = await self._lookup(principal, plan, body, "completions", call)
+            body, verdict = await self._guard_input(call, principal, body)
+            lookup = await self._lookup(principal, plan, body, kind.task, call)
+            model: str | None
             if lookup.hit is not None:
-                completion: Completion = dict(lookup.hit.response)  # type: ignore[assignment]
-                headers = _cache_headers(lookup, completion)
-                self._served(call, str(completion["model"]), str(completion["model"]))
-                completion["model"] = _public_model(plan, str(completion["model"]))
-                replay = self._metered(call, ticket, replay_completion_stream(completion), None)
-                shaped = _shape_stream(replay, request, completion["model"])
-                return await self._first_of(call, ticket, plan, shaped, headers)
-            bounded = self._bounded(body, ticket)
-            call.backend_called = True
-            stream = await self.executor.stream(
-                plan.models, lambda m: self.engines[m].completion_stream(_for_model(bounded, m))
-            )
-            self._served(call, stream.model, stream.primary)
-            chunks: AsyncIterator[Completion] = _closing(stream)
-            if lookup.ticket is not None:
-                chunks = self.cache.record_completion_stream(lookup, chunks)
-            metered = self._metered(call, ticket, chunks, stream.model)
-            shaped = _shape_stream(metered, request, _public_model(plan, stream.model))
-            headers = _headers(plan, stream.model, stream.primary, lookup.status)
+                cached = kind.shape(dict(lookup.hit.response))
+                headers = _cache_headers(lookup, cached)
+                self._served(call, str(cached["model"]), str(cached["model"]))
+                public = _public_model(plan, str(cached["model"]))
+                chunks: AsyncIterator[Any] = kind.replay(cached)
+                model = None  # no model ran: nothing counts against the limits
+            else:
+                bounded = self._bounded(body, ticket)
+                call.backend_called = True
+                stream = await self.executor.stream(
+                    plan.models, lambda m: self._stream_attempt(call, m, kind, bounded)
+                )
+                self._served(call, stream.model, stream.primary)
+                chunks = _closing(stream)
+                if lookup.ticket is not None:
+                    chunks = kind.record(self.cache, lookup, chunks)
+                public = _public_model(plan, stream.model)
+                headers = _headers(plan, stream.model, stream.primary, lookup.status)
+                model = stream.model
+            # The meter reads the backend's own chunks (one token at least per content
+            # chunk); the output guardrails then may hold text back and merge chunks.
+            metered = self._metered(call, ticket, chunks, model)
+            guarded = self._guard_stream(call, principal, verdict, metered)
+            shaped = _shape_stream(guarded, request, public)
             return await self._first_of(call, ticket, plan, shaped, headers)
         except BaseException as exc:
             await self._failed(call, ticket, exc)
@@ -290,13 +291,13 @@ class Gateway:
     async def embeddings(
         self, principal: Principal, request: EmbeddingRequest, call: Call
     ) -> Served[EmbeddingList]:
-        plan = self._begin(call, principal, request.model, "embeddings")
+        plan = self._begin(call, principal, request, "embeddings")
         body = request.model_dump(exclude_none=True)
         ticket = await self._admit(call, principal, plan, body, with_output=False)
         try:
-            call.backend_called = True
+            body = await self._guard_embedding_input(call, principal, body)
             outcome = await self.executor.call(
-                plan.models, lambda m: self.engines[m].embeddings(_for_model(body, m))
+                plan.models, lambda m: self._attempt(call, m, _embed, _for_model(body, m))
             )
             result = outcome.result
             self._served(call, outcome.model, outcome.primary)
@@ -308,11 +309,128 @@ class Gateway:
             await self._failed(call, ticket, exc)
             raise
 
+    # -- backend attempts (one span each) -----------------------------------------------
+
+    def _kind_of(self, model: str) -> str:
+        config = self.config.model(model)
+        return config.backend.kind if config is not None else "unknown"
+
+    async def _attempt(
+        self,
+        call: Call,
+        model: str,
+        method: Callable[[Engine, dict[str, Any]], Awaitable[T]],
+        body: dict[str, Any],
+    ) -> T:
+        call.backend_called = True
+        call.attempts[model] = call.attempts.get(model, 0) + 1
+        if call.trace is None:
+            return await method(self.engines[model], body)
+        with call.trace.backend_attempt(model, self._kind_of(model), call.attempts[model]):
+            return await method(self.engines[model], body)
+
+    def _stream_attempt(
+        self, call: Call, model: str, kind: _Kind, body: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        call.attempts[model] = call.attempts.get(model, 0) + 1
+        chunks = kind.stream(self.engines[model], _for_model(body, model))
+        if call.trace is None:
+            return chunks
+        return call.trace.backend_stream(model, self._kind_of(model), call.attempts[model], chunks)
+
+    # -- guardrails ---------------------------------------------------------------------
+
+    async def _guard_input(
+        self, call: Call, principal: Principal, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], RequestVerdict | None]:
+        """Redact and screen the request before any backend or cache sees it."""
+        call.prompt = _prompt_text(body) if call.prompt_policy == "full" else None
+        if self.guard is None:
+            if call.prompt_policy == "masked":
+                call.prompt = _prompt_text(body)
+            return body, None
+        try:
+            with call.stage("raygate.guardrails.input"):
+                verdict = await self.guard.inspect(principal.team, body)
+        except ContentBlocked:
+            call.guardrails["blocked.input"] = 1
+            raise
+        call.guardrails.update(actions_counts(verdict.actions))
+        if call.prompt_policy == "masked":
+            call.prompt = _prompt_text(verdict.request)  # as the provider saw it
+        return verdict.request, verdict
+
+    async def _guard_embedding_input(
+        self, call: Call, principal: Principal, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        text = body.get("input")
+        if self.guard is None or not (
+            isinstance(text, str)
+            or (isinstance(text, list) and all(isinstance(t, str) for t in text))
+        ):
+            return body
+        with call.stage("raygate.guardrails.input"):
+            verdict = await self.guard.inspect(principal.team, {"prompt": text}, injection=False)
+        call.guardrails.update(actions_counts(verdict.actions))
+        return {**body, "input": verdict.request["prompt"]}
+
+    def _guard_output(
+        self,
+        call: Call,
+        principal: Principal,
+        verdict: RequestVerdict | None,
+        result: dict[str, Any],
+    ) -> dict[str, Any]:
+        if self.guard is not None and verdict is not None:
+            try:
+                with call.stage("raygate.guardrails.output"):
+                    result, actions = self.guard.respond(principal.team, verdict, result)
+            except ContentBlocked:
+                call.guardrails["blocked.output"] = 1
+                raise
+            call.guardrails.update(actions_counts(actions))
+        if call.prompt_policy != "none":
+            call.response = self._audit_text(call, _answer_text(result))
+        return result
+
+    def _guard_stream(
+        self,
+        call: Call,
+        principal: Principal,
+        verdict: RequestVerdict | None,
+        chunks: AsyncIterator[C],
+    ) -> AsyncIterator[C]:
+        if self.guard is None or verdict is None:
+            return chunks
+        return self.guard.stream(principal.team, verdict, chunks, call.guardrails)
+
+    def _audit_text(self, call: Call, text: str) -> str:
+        """The answer as the audit log keeps it: masked unless the team stores ``full``."""
+        if call.prompt_policy == "masked" and self.guard is not None:
+            return self.guard.mask(text)
+        return text
+
     # -- stages -------------------------------------------------------------------------
 
-    def _begin(self, call: Call, principal: Principal, requested: str, task: Task) -> Plan:
+    def _begin(
+        self,
+        call: Call,
+        principal: Principal,
+        request: ChatCompletionRequest | CompletionRequest | EmbeddingRequest,
+        task: Task,
+    ) -> Plan:
+        requested = request.model
         call.principal = principal
         call.model_requested = requested
+        if call.trace is not None:
+            call.trace.request(
+                requested,
+                stream=call.stream,
+                max_tokens=getattr(request, "max_tokens", None),
+                temperature=getattr(request, "temperature", None),
+                top_p=getattr(request, "top_p", None),
+            )
+        call.prompt_policy = self.config.audit.prompt_storage_for(principal.team)
         return self.plan(principal, requested, task)
 
     def price(self, model: str) -> Price:
@@ -333,9 +451,15 @@ class Gateway:
             return None
         # The worst case over every model that may answer (a fallback may cost more).
         prices = [self.price(m) for m in plan.models]
-        return await self.admission.admit(
-            principal.team, principal.key_id, body, prices, call.project, with_output=with_output
-        )
+        with call.stage("raygate.admission"):
+            return await self.admission.admit(
+                principal.team,
+                principal.key_id,
+                body,
+                prices,
+                call.project,
+                with_output=with_output,
+            )
 
     def _bounded(self, body: dict[str, Any], ticket: Ticket | None) -> dict[str, Any]:
         """Send the reserved output bound upstream when the caller set none, so a reservation
@@ -432,6 +556,8 @@ class Gateway:
         limit = ticket.output_tokens if ticket is not None and ticket.bounds_output else None
         usage: Mapping[str, Any] | None = None
         pieces = 0
+        text: list[str] = []  # the answer as sent, for the audit record (bounded)
+        kept = 0
         outcome, code, started = "cancelled", None, False
         last: C | None = None
         try:
@@ -444,6 +570,10 @@ class Gateway:
                         call.finish_reason = reason
                     if _piece(choice):
                         pieces += 1
+                        if call.prompt_policy != "none" and kept < _AUDIT_TEXT_MAX:
+                            piece = _piece_text(choice)
+                            text.append(piece)
+                            kept += len(piece)
                 if limit is not None and pieces > limit:
                     call.finish_reason = "length"
                     usage = None
@@ -465,12 +595,16 @@ class Gateway:
             raise
         finally:
             await aclose_quietly(chunks)
+            if outcome == "cancelled" and any(k.startswith("blocked.") for k in call.guardrails):
+                outcome, call.finish_reason = "ok", "content_filter"  # ended by the policy
             if usage is None and started:  # cut, broken or abandoned: what was produced
                 usage = {"prompt_tokens": 0, "completion_tokens": pieces}
             # A cache replay used no model: nothing counts against the limits.
             with anyio.CancelScope(shield=True):
                 await self._settle(call, ticket, usage if model is not None else None, model)
             if started:
+                if call.prompt_policy != "none":
+                    call.response = self._audit_text(call, "".join(text))
                 call.finish(200, outcome, code)  # type: ignore[arg-type]
 
     # -- cache --------------------------------------------------------------------------
@@ -485,9 +619,10 @@ class Gateway:
     ) -> Lookup:
         # Keyed on the canonical name (aliases share entries) or the route's name.
         keyed = _for_model(body, plan.cache_name)
-        lookup = await self.cache.lookup(
-            principal.team, keyed, endpoint=endpoint, mode=call.cache_mode
-        )
+        with call.stage("raygate.cache"):
+            lookup = await self.cache.lookup(
+                principal.team, keyed, endpoint=endpoint, mode=call.cache_mode
+            )
         call.cache = lookup.status.value
         return lookup
 
@@ -505,14 +640,86 @@ class Gateway:
         return status
 
     async def aclose(self) -> None:
+        for close in self._closers:
+            await close()
         for observer in self.observers:
             await observer.aclose()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+        if self.audit is not None:
+            await self.audit.aclose()
         if self.admission is not None:
             await self.admission.aclose()
         for engine in self.engines.values():
             await engine.aclose()
         await self.keys.aclose()
         await self.state.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What differs between chat and legacy completions on the request path."""
+
+    task: Task
+    call: Callable[[Engine, dict[str, Any]], Awaitable[Any]]
+    stream: Callable[[Engine, dict[str, Any]], AsyncIterator[Any]]
+    replay: Callable[[Any], AsyncIterator[Any]]
+    shape: Callable[[Any], Any]
+    record: Callable[[ResponseCache, Lookup, AsyncIterator[Any]], AsyncIterator[Any]]
+
+
+def _shape_completion(result: Any) -> Any:
+    return result
+
+
+async def _embed(engine: Engine, body: dict[str, Any]) -> EmbeddingList:
+    return await engine.embeddings(body)
+
+
+_CHAT = _Kind(
+    "chat",
+    lambda engine, body: engine.chat(body),
+    lambda engine, body: engine.chat_stream(body),
+    replay_chat_stream,
+    lambda result: _shape_chat(_chat(result)),
+    lambda cache, lookup, chunks: cache.record_chat_stream(lookup, chunks),
+)
+_COMPLETION = _Kind(
+    "completions",
+    lambda engine, body: engine.completion(body),
+    lambda engine, body: engine.completion_stream(body),
+    replay_completion_stream,
+    _shape_completion,
+    lambda cache, lookup, chunks: cache.record_completion_stream(lookup, chunks),
+)
+
+
+def _prompt_text(body: Mapping[str, Any]) -> str:
+    """The request's text for the audit log: one ``role: text`` line per message."""
+    if "messages" not in body:
+        prompt = body.get("prompt")
+        return prompt if isinstance(prompt, str) else "\n".join(map(str, prompt or ()))
+    lines = []
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, Mapping))
+        lines.append(f"{message.get('role')}: {content or ''}")
+    return "\n".join(lines)
+
+
+def _answer_text(result: Mapping[str, Any]) -> str:
+    parts = []
+    for choice in result.get("choices") or ():
+        message = choice.get("message")
+        if isinstance(message, Mapping):
+            parts.append(str(message.get("content") or ""))
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                parts.append(f"[tool {function.get('name')}] {function.get('arguments')}")
+        else:
+            parts.append(str(choice.get("text") or ""))
+    return "\n".join(parts)
 
 
 def planner_for(config: PlatformConfig) -> RoutePlanner:
@@ -554,6 +761,16 @@ def _cache_headers(lookup: Lookup, response: Mapping[str, Any]) -> dict[str, str
 def _finish_reason(response: Mapping[str, Any]) -> str | None:
     choices = response.get("choices") or ()
     return choices[0].get("finish_reason") if choices else None
+
+
+_AUDIT_TEXT_MAX = 65_536  # characters of a streamed answer kept for the audit record
+
+
+def _piece_text(choice: Mapping[str, Any]) -> str:
+    delta = choice.get("delta")
+    if isinstance(delta, Mapping):
+        return str(delta.get("content") or "")
+    return str(choice.get("text") or "")
 
 
 def _piece(choice: Mapping[str, Any]) -> bool:

@@ -41,7 +41,11 @@ keys_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    # "user" calls models; "auditor" only reads its team's audit log and usage.
+    sa.Column("role", sa.String(16), nullable=True),
 )
+
+ROLES = ("user", "auditor")
 
 
 def _now() -> datetime:
@@ -66,6 +70,7 @@ class KeyRecord:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    role: str = "user"
 
     @property
     def prefix(self) -> str:
@@ -90,6 +95,7 @@ class KeyRecord:
             "created_at": int(self.created_at.timestamp()),
             "expires_at": int(self.expires_at.timestamp()) if self.expires_at else None,
             "revoked": self.revoked_at is not None,
+            "role": self.role,
         }
 
 
@@ -106,7 +112,15 @@ def _record(row: Any) -> KeyRecord:
         created_at=created,
         expires_at=_aware(row.expires_at),
         revoked_at=_aware(row.revoked_at),
+        role=row.role or "user",
     )
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Columns added after a table was first created (create_all only makes new tables)."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(keys_table.name)}
+    if "role" not in present:
+        conn.execute(sa.text(f"ALTER TABLE {keys_table.name} ADD COLUMN role VARCHAR(16)"))
 
 
 class KeyStore:
@@ -123,6 +137,7 @@ class KeyStore:
                 # Replicas start together: serialise DDL and the bootstrap upserts.
                 await conn.execute(sa.text("SELECT pg_advisory_xact_lock(727001)"))
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(_add_missing_columns)
             now = _now()
             for team in teams:
                 await self._upsert(
@@ -147,6 +162,7 @@ class KeyStore:
                         "created_at": now,
                         "expires_at": key_config.expires_at,
                         "revoked_at": None,
+                        "role": key_config.role,
                     },
                     ["id"],
                     keep=["created_at"],
@@ -178,6 +194,7 @@ class KeyStore:
         name: str,
         models: Sequence[str] | None = None,
         expires_at: datetime | None = None,
+        role: str = "user",
     ) -> tuple[KeyRecord, str]:
         key_id, plaintext = api_keys.generate()
         record = KeyRecord(
@@ -190,6 +207,7 @@ class KeyStore:
             created_at=_now(),
             expires_at=expires_at,
             revoked_at=None,
+            role=role,
         )
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -203,6 +221,7 @@ class KeyStore:
                     created_at=record.created_at,
                     expires_at=record.expires_at,
                     revoked_at=None,
+                    role=record.role,
                 )
             )
         return record, plaintext
@@ -223,7 +242,7 @@ class KeyStore:
             return None
         if not await self.revoke(key_id):
             return None  # a concurrent rotate or delete won
-        return await self.create(old.team, old.name, old.models, old.expires_at)
+        return await self.create(old.team, old.name, old.models, old.expires_at, old.role)
 
     async def list(self, team: str | None = None) -> list[KeyRecord]:
         query = sa.select(keys_table).order_by(keys_table.c.created_at)

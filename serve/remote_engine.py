@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ray.exceptions import RayTaskError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
 
+from guardrails.spans import Span
 from models.engine import Request
 from serve.errors import GatewayError, RateLimited, UpstreamError
 from serve.openai_types import ChatCompletion, ChatCompletionChunk, Completion, EmbeddingList
@@ -82,3 +83,14 @@ class RemoteEngine:
 
     async def aclose(self) -> None:
         return None
+
+
+class RemoteNer:
+    """The guardrails NER tier behind its deployment handle (`serve.guard_stage.NerTier`)."""
+
+    def __init__(self, handle: DeploymentHandle[Any]) -> None:
+        self._handle = handle
+
+    async def detect_batch(self, texts: Sequence[str]) -> list[list[Span]]:
+        result: list[list[Span]] = await self._handle.detect_batch.remote(list(texts))
+        return result

@@ -2,7 +2,9 @@
 
 Behaviour by upstream model name: anything else answers normally; requests carrying
 ``tools`` get a tool call back; ``fail-500`` / ``fail-429`` / ``malformed`` fail as named;
-``break-mid-stream`` sends one chunk and then an error event. It also serves a JWKS.
+``break-mid-stream`` sends one chunk and then an error event; ``echo`` answers with the
+last user message (streamed in 4-character pieces), so tests see what the model was sent
+come back. It also serves a JWKS.
 """
 
 from __future__ import annotations
@@ -109,7 +111,16 @@ def _message(body: dict[str, Any]) -> dict[str, Any]:
                 }
             ],
         }
+    if body.get("model") == "echo":
+        return {"role": "assistant", "content": _last_user(body)}
     return {"role": "assistant", "content": "Hello from upstream."}
+
+
+def _last_user(body: dict[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return str(message["content"])
+    return ""
 
 
 def _completion(body: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +145,9 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
 async def _stream(body: dict[str, Any]) -> Any:
     base = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": "x"}
     words = ["Hello", " from", " upstream."]
+    if body.get("model") == "echo":
+        text = _last_user(body)
+        words = [text[i : i + 4] for i in range(0, len(text), 4)]
     yield _event(
         {**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
     )

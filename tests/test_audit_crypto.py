@@ -119,4 +119,4 @@ def test_team_overrides_fall_back_to_the_platform_default() -> None:
         "masked",
     ]
     assert [policy.retention_days_for(t) for t in ("a", "b", None)] == [30, 7, 30]
-    assert policy.outbox.spool_dir == "~/.raygate/audit-spool"
+    assert policy.outbox.spool_dir is None  # derived from the database URL by bootstrap

@@ -26,7 +26,7 @@ from serve.config import parse_platform_config
 
 DEV = "sk-rg-fault0001-" + "a" * 32
 OTHER = "sk-rg-fault0002-" + "b" * 32
-MESSAGES: Any = [{"role": "user", "content": "Say something."}]
+MESSAGES: Any = [{"role": "user", "content": "Summarise the quarterly sales report."}]
 # A bound on every call: a request that has not ended by then is the hang this suite is
 # here to catch (the backends' own limits are 1 s).
 NO_HANG_S = 30

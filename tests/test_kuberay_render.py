@@ -19,9 +19,11 @@ from models.spec import ModelSpec, load_specs
 from serve.cli import main
 
 CLUSTER_YAML = REPO / "serve" / "configs" / "cluster.yaml"
-SECRETS = [
+SECRETS = [  # sorted: as secret_names() lists them
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "RAYGATE_ADMIN_KEY",
     "RAYGATE_BOOTSTRAP_KEY",
+    "RAYGATE_BUDGET_WEBHOOK",
     "RAYGATE_DATABASE_URL",
     "RAYGATE_REDIS_URL",
     "VLLM_API_KEY",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -22,6 +22,8 @@ class CreateKey(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     models: list[str] | None = None
     expires_in_s: int | None = Field(None, ge=60)
+    # "auditor": reads the team's audit log and usage (GET /admin/audit, /admin/usage) only.
+    role: Literal["user", "auditor"] = "user"
 
 
 def add_routes(
@@ -44,7 +46,9 @@ def add_routes(
         expires = (
             datetime.now(UTC) + timedelta(seconds=body.expires_in_s) if body.expires_in_s else None
         )
-        record, plaintext = await gateway.keys.create(body.team, body.name, body.models, expires)
+        record, plaintext = await gateway.keys.create(
+            body.team, body.name, body.models, expires, body.role
+        )
         return json_response({**record.public(), "key": plaintext}, 201)
 
     @app.get("/admin/keys")

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve.api import admin, sse
+from serve.api import admin, audit_routes, sse
 from serve.api.context import RequestContext, request_id
 from serve.cache import CacheMode
 from serve.call import PROJECT_HEADER, Call
@@ -90,6 +90,9 @@ async def recorded(gateway: Gateway, request: Request, endpoint: Endpoint) -> As
         project=Call.project_of(request.headers.get(PROJECT_HEADER)),
         headers=request.headers,
     )
+    if gateway.telemetry is not None:
+        call.trace = gateway.telemetry.start(endpoint, request.headers, call.request_id)
+        call.trace_id = call.trace.trace_id
     try:
         call.cache_mode = cache_mode(request)
         yield call
@@ -184,6 +187,8 @@ def create_app(gateway: Gateway) -> FastAPI:
         return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     admin.add_routes(app, gateway, read_json, json_response)
+    if gateway.audit is not None:
+        audit_routes.add_routes(app, gateway.audit, gateway.authorize_audit)
     return app
 
 

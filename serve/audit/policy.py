@@ -36,7 +36,9 @@ class OutboxPolicy(_Frozen):
     """The local spool between the response path and the database (see docs/audit.md)."""
 
     # Expanded by the caller (``~``); each process spools in its own sub-directory.
-    spool_dir: str = "~/.raygate/audit-spool"
+    # None: beside a SQLite database (``<db>.audit-spool``), else
+    # ``$RAYGATE_HOME/audit-spool/<hash of the database URL>``.
+    spool_dir: str | None = None
     batch_size: int = Field(500, ge=1, le=10_000)
     flush_interval_s: float = Field(1.0, gt=0, le=300)
     # Beyond this many spooled bytes new records are dropped (counted and logged).

@@ -28,10 +28,11 @@ class Principal:
     key_id: str | None
     subject: str | None
     models: frozenset[str] | None  # None: every model the team may use
+    role: str = "user"  # "auditor": reads its team's audit log; calls no model
 
     def may_use(self, config: PlatformConfig, requested: str, canonical: str) -> bool:
         team = config.team(self.team)
-        if team is None:
+        if team is None or self.role != "user":
             return False
         names = {requested, canonical}
         if "*" not in team.models and not names & set(team.models):
@@ -83,6 +84,7 @@ class Authenticator:
             key_id=record.id,
             subject=None,
             models=frozenset(record.models) if record.models is not None else None,
+            role=record.role,
         )
 
     async def _lookup(self, token: str) -> KeyRecord | None:
