@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from guardrails.chat_request import iter_texts
+from guardrails.injection_evidence import content_tokens
 from guardrails.injection_model import InjectionClassifier
 from guardrails.injection_rules import matching_rules
 from guardrails.policy import InjectionPolicy
@@ -21,7 +22,7 @@ Action = Literal["block", "flag", "none"]
 class InjectionVerdict:
     score: float  # classifier score of the most suspicious text, 0..1
     signals: tuple[str, ...]  # rule names, plus "classifier" when it crossed the threshold
-    action: Action
+    action: Action  # "flag" under a block policy when only short texts tripped the classifier
 
     @property
     def detected(self) -> bool:
@@ -33,26 +34,37 @@ class InjectionDetector:
         self.classifier = classifier or InjectionClassifier.load()
 
     def signals(self, text: str, threshold: float | None = None) -> tuple[float, list[str]]:
-        cleaned = clean_for_matching(text)
+        score, fired, _ = self._signals(clean_for_matching(text), threshold)
+        return score, fired
+
+    def _signals(self, cleaned: str, threshold: float | None) -> tuple[float, list[str], int]:
         score = self.classifier.score_cleaned(cleaned)
         fired = matching_rules(cleaned)
         if score >= (threshold if threshold is not None else self.classifier.threshold):
             fired.append("classifier")
-        return score, fired
+        return score, fired, content_tokens(cleaned)
 
     def check_texts(self, texts: Iterable[str], policy: InjectionPolicy) -> InjectionVerdict:
+        """Rules or classifier detect; a classifier-only hit on a text shorter than the
+        policy's `classifier_min_tokens` flags instead of blocking (too little evidence)."""
         if policy.action == "off":
             return InjectionVerdict(0.0, (), "none")
+        # getattr: the field is added to InjectionPolicy by the owner of guardrails/policy.py.
+        min_tokens = policy.classifier_min_tokens
         best = 0.0
         fired: dict[str, None] = {}
+        conclusive = False
         for text in texts:
-            score, names = self.signals(text, policy.threshold)
+            score, names, tokens = self._signals(clean_for_matching(text), policy.threshold)
             best = max(best, score)
-            for name in names:
-                if policy.heuristics or name == "classifier":
-                    fired[name] = None
+            kept = [n for n in names if policy.heuristics or n == "classifier"]
+            fired.update(dict.fromkeys(kept))
+            conclusive = conclusive or any(n != "classifier" or tokens >= min_tokens for n in kept)
         signals = tuple(fired)
-        return InjectionVerdict(best, signals, policy.action if signals else "none")
+        if not signals:
+            return InjectionVerdict(best, (), "none")
+        action: Action = policy.action if conclusive else "flag"
+        return InjectionVerdict(best, signals, action)
 
     def check_request(
         self, request: Mapping[str, Any], policy: InjectionPolicy

@@ -4,9 +4,10 @@
 
 Deterministic (no random state: full-batch Adam from zero weights). Training data: the
 s-labs and neuralchemy train splits, plus the training part of the project's benign
-business corpus (EN/JA, weighted up: public sets call only short questions benign) and of
-its Japanese attacks. The threshold is the lowest at which the whole detector (rules or
-classifier) flags at most 1% of the held-out business corpus.
+business corpus (EN/JA, weighted up: public sets call only short questions benign, so the
+corpus carries several hundred short prompts) and of its Japanese attacks. The threshold
+is the lowest at which the whole detector (rules or classifier) flags at most 1% of the
+held-out business corpus.
 """
 
 from __future__ import annotations

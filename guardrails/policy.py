@@ -76,6 +76,9 @@ class InjectionPolicy(_Frozen):
     # None: the shipped classifier's threshold (chosen for <= 1% false positives on
     # held-out business text). Lower catches more attacks and flags more business text.
     threshold: float | None = Field(None, gt=0, lt=1)
+    # A text with fewer content tokens (words; 2 kana/kanji = 1) needs a rule hit to be
+    # blocked; the classifier alone only flags it. 0: the classifier alone blocks.
+    classifier_min_tokens: int = Field(4, ge=0, le=64)
     # Heuristic rules fire regardless of the classifier score.
     heuristics: bool = True
     # Also scan tool results (indirect injection through retrieved content).
