@@ -16,26 +16,25 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.utils import format_datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import anyio
 
 from guardrails.verdicts import RequestVerdict
 from models.engine import Engine
 from models.pricing import Price, price_at
+from serve import shaping, texts
 from serve.admission import Admission, Ticket
 from serve.audit import AuditScope, AuditStore
 from serve.auth.authenticator import Authenticator, Principal
 from serve.cache import (
-    CacheStatus,
     Lookup,
     ResponseCache,
     replay_chat_stream,
     replay_completion_stream,
 )
 from serve.call import Call
-from serve.config import ModelConfig, PlatformConfig, Task
+from serve.config import PlatformConfig, Task
 from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, PermissionDenied
 from serve.guard_stage import ContentBlocked, GuardStage, actions_counts
 from serve.keystore import KeyStore
@@ -52,9 +51,6 @@ log = logging.getLogger("raygate.gateway")
 T = TypeVar("T")
 C = TypeVar("C", ChatCompletionChunk, Completion)
 
-MODEL_HEADER = "x-raygate-model"
-FALLBACK_HEADER = "x-raygate-fallback"
-CACHE_HEADER = "x-raygate-cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +221,7 @@ class Gateway:
                 answer = self._from_cache(plan, lookup, kind.shape(dict(lookup.hit.response)))
                 await self._settle(call, ticket, None, None)
                 answer.body = self._guard_output(call, principal, verdict, answer.body)
-                return self._done(call, ticket, plan, answer, _finish_reason(answer.body))
+                return self._done(call, ticket, plan, answer, shaping.finish_reason(answer.body))
             bounded = self._bounded(body, ticket)
             outcome = await self.executor.call(
                 plan.models, lambda m: self._attempt(call, m, kind.call, _for_model(bounded, m))
@@ -235,9 +231,11 @@ class Gateway:
             self._served(call, outcome.model, outcome.primary)
             await self._settle(call, ticket, result.get("usage"), outcome.model)
             result = self._guard_output(call, principal, verdict, result)
-            result["model"] = _public_model(plan, outcome.model)
-            headers = _headers(plan, outcome.model, outcome.primary, lookup.status)
-            return self._done(call, ticket, plan, Served(result, headers), _finish_reason(result))
+            result["model"] = shaping.public_model(plan, outcome.model)
+            headers = shaping.answer_headers(plan, outcome.model, outcome.primary, lookup.status)
+            return self._done(
+                call, ticket, plan, Served(result, headers), shaping.finish_reason(result)
+            )
         except BaseException as exc:
             await self._failed(call, ticket, exc)
             raise
@@ -258,9 +256,9 @@ class Gateway:
             model: str | None
             if lookup.hit is not None:
                 cached = kind.shape(dict(lookup.hit.response))
-                headers = _cache_headers(lookup, cached)
+                headers = shaping.cache_headers(lookup, cached)
                 self._served(call, str(cached["model"]), str(cached["model"]))
-                public = _public_model(plan, str(cached["model"]))
+                public = shaping.public_model(plan, str(cached["model"]))
                 chunks: AsyncIterator[Any] = kind.replay(cached)
                 model = None  # no model ran: nothing counts against the limits
             else:
@@ -273,14 +271,14 @@ class Gateway:
                 chunks = _closing(stream)
                 if lookup.ticket is not None:
                     chunks = kind.record(self.cache, lookup, chunks)
-                public = _public_model(plan, stream.model)
-                headers = _headers(plan, stream.model, stream.primary, lookup.status)
+                public = shaping.public_model(plan, stream.model)
+                headers = shaping.answer_headers(plan, stream.model, stream.primary, lookup.status)
                 model = stream.model
             # The meter reads the backend's own chunks (one token at least per content
             # chunk); the output guardrails then may hold text back and merge chunks.
             metered = self._metered(call, ticket, chunks, model)
             guarded = self._guard_stream(call, principal, verdict, metered)
-            shaped = _shape_stream(guarded, request, public)
+            shaped = shaping.shape_stream(guarded, request, public)
             return await self._first_of(call, ticket, plan, shaped, headers)
         except BaseException as exc:
             await self._failed(call, ticket, exc)
@@ -302,8 +300,8 @@ class Gateway:
             result = outcome.result
             self._served(call, outcome.model, outcome.primary)
             await self._settle(call, ticket, result.get("usage"), outcome.model)
-            result["model"] = _public_model(plan, outcome.model)
-            headers = _headers(plan, outcome.model, outcome.primary, None)
+            result["model"] = shaping.public_model(plan, outcome.model)
+            headers = shaping.answer_headers(plan, outcome.model, outcome.primary, None)
             return self._done(call, ticket, plan, Served(result, headers), None)
         except BaseException as exc:
             await self._failed(call, ticket, exc)
@@ -344,10 +342,10 @@ class Gateway:
         self, call: Call, principal: Principal, body: dict[str, Any]
     ) -> tuple[dict[str, Any], RequestVerdict | None]:
         """Redact and screen the request before any backend or cache sees it."""
-        call.prompt = _prompt_text(body) if call.prompt_policy == "full" else None
+        call.prompt = texts.prompt_text(body) if call.prompt_policy == "full" else None
         if self.guard is None:
             if call.prompt_policy == "masked":
-                call.prompt = _prompt_text(body)
+                call.prompt = texts.prompt_text(body)
             return body, None
         try:
             with call.stage("raygate.guardrails.input"):
@@ -357,7 +355,7 @@ class Gateway:
             raise
         call.guardrails.update(actions_counts(verdict.actions))
         if call.prompt_policy == "masked":
-            call.prompt = _prompt_text(verdict.request)  # as the provider saw it
+            call.prompt = texts.prompt_text(verdict.request)  # as the provider saw it
         return verdict.request, verdict
 
     async def _guard_embedding_input(
@@ -390,7 +388,7 @@ class Gateway:
                 raise
             call.guardrails.update(actions_counts(actions))
         if call.prompt_policy != "none":
-            call.response = self._audit_text(call, _answer_text(result))
+            call.response = self._audit_text(call, texts.answer_text(result))
         return result
 
     def _guard_stream(
@@ -521,9 +519,9 @@ class Gateway:
         for name in {plan.models[0], call.model_served or plan.models[0]}:
             model = self.config.model(name)
             if model is not None and model.deprecation is not None:
-                headers.update(_deprecation_headers(model))
+                headers.update(shaping.deprecation_headers(model))
         if call.cache is not None:
-            headers.setdefault(CACHE_HEADER, call.cache)
+            headers.setdefault(shaping.CACHE_HEADER, call.cache)
         return headers
 
     async def _first_of(
@@ -568,17 +566,17 @@ class Gateway:
                     reason = choice.get("finish_reason")
                     if reason:
                         call.finish_reason = reason
-                    if _piece(choice):
+                    if texts.is_piece(choice):
                         pieces += 1
-                        if call.prompt_policy != "none" and kept < _AUDIT_TEXT_MAX:
-                            piece = _piece_text(choice)
+                        if call.prompt_policy != "none" and kept < texts.AUDIT_TEXT_MAX:
+                            piece = texts.piece_text(choice)
                             text.append(piece)
                             kept += len(piece)
                 if limit is not None and pieces > limit:
                     call.finish_reason = "length"
                     usage = None
                     if last is not None:
-                        yield _cut(last)
+                        yield shaping.cut_chunk(last)
                     outcome = "ok"
                     return
                 if not started:
@@ -627,8 +625,8 @@ class Gateway:
         return lookup
 
     def _from_cache(self, plan: Plan, lookup: Lookup, response: Any) -> Served[Any]:
-        headers = _cache_headers(lookup, response)
-        response["model"] = _public_model(plan, str(response["model"]))
+        headers = shaping.cache_headers(lookup, response)
+        response["model"] = shaping.public_model(plan, str(response["model"]))
         return Served(response, headers)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -681,7 +679,7 @@ _CHAT = _Kind(
     lambda engine, body: engine.chat(body),
     lambda engine, body: engine.chat_stream(body),
     replay_chat_stream,
-    lambda result: _shape_chat(_chat(result)),
+    lambda result: shaping.shape_chat(shaping.as_chat(result)),
     lambda cache, lookup, chunks: cache.record_chat_stream(lookup, chunks),
 )
 _COMPLETION = _Kind(
@@ -692,34 +690,6 @@ _COMPLETION = _Kind(
     _shape_completion,
     lambda cache, lookup, chunks: cache.record_completion_stream(lookup, chunks),
 )
-
-
-def _prompt_text(body: Mapping[str, Any]) -> str:
-    """The request's text for the audit log: one ``role: text`` line per message."""
-    if "messages" not in body:
-        prompt = body.get("prompt")
-        return prompt if isinstance(prompt, str) else "\n".join(map(str, prompt or ()))
-    lines = []
-    for message in body["messages"]:
-        content = message.get("content")
-        if isinstance(content, list):
-            content = " ".join(p.get("text", "") for p in content if isinstance(p, Mapping))
-        lines.append(f"{message.get('role')}: {content or ''}")
-    return "\n".join(lines)
-
-
-def _answer_text(result: Mapping[str, Any]) -> str:
-    parts = []
-    for choice in result.get("choices") or ():
-        message = choice.get("message")
-        if isinstance(message, Mapping):
-            parts.append(str(message.get("content") or ""))
-            for call in message.get("tool_calls") or ():
-                function = call.get("function") or {}
-                parts.append(f"[tool {function.get('name')}] {function.get('arguments')}")
-        else:
-            parts.append(str(choice.get("text") or ""))
-    return "\n".join(parts)
 
 
 def planner_for(config: PlatformConfig) -> RoutePlanner:
@@ -735,96 +705,10 @@ def _log_attempt(attempt: Attempt) -> None:
         log.warning("model %s try %d: %s", attempt.model, attempt.number, attempt.result)
 
 
-def _public_model(plan: Plan, served: str) -> str:
-    """The requested name when it always means the model that answered (a model or one of
-    its aliases); otherwise, after a route's pick or a fallback, the model that answered."""
-    return plan.requested if served == plan.pinned else served
-
-
-def _headers(plan: Plan, served: str, primary: str, cache: CacheStatus | None) -> dict[str, str]:
-    headers = {MODEL_HEADER: served}
-    if served != primary:
-        headers[FALLBACK_HEADER] = f"{primary}->{served}"
-    if cache is not None:
-        headers[CACHE_HEADER] = cache.value
-    return headers
-
-
-def _cache_headers(lookup: Lookup, response: Mapping[str, Any]) -> dict[str, str]:
-    """A cached answer names the model that first produced it; ``age`` in seconds."""
-    headers = {MODEL_HEADER: str(response["model"]), CACHE_HEADER: lookup.status.value}
-    if lookup.hit is not None:
-        headers["age"] = str(int(lookup.hit.age_s))
-    return headers
-
-
-def _finish_reason(response: Mapping[str, Any]) -> str | None:
-    choices = response.get("choices") or ()
-    return choices[0].get("finish_reason") if choices else None
-
-
-_AUDIT_TEXT_MAX = 65_536  # characters of a streamed answer kept for the audit record
-
-
-def _piece_text(choice: Mapping[str, Any]) -> str:
-    delta = choice.get("delta")
-    if isinstance(delta, Mapping):
-        return str(delta.get("content") or "")
-    return str(choice.get("text") or "")
-
-
-def _piece(choice: Mapping[str, Any]) -> bool:
-    delta = choice.get("delta")
-    if isinstance(delta, Mapping):
-        return bool(delta.get("content") or delta.get("tool_calls"))
-    return bool(choice.get("text"))
-
-
-def _cut(last: C) -> C:
-    """The final chunk of a stream cut at its reservation."""
-    chunk: dict[str, Any] = dict(last)
-    choices: list[Any] = list(last["choices"])
-    streamed_delta = bool(choices) and "delta" in choices[0]
-    final: dict[str, Any] = {"index": 0, "finish_reason": "length", "logprobs": None}
-    if streamed_delta:
-        final["delta"] = {}
-    else:
-        final["text"] = ""
-    chunk["choices"] = [final]
-    chunk.pop("usage", None)
-    return cast(C, chunk)
-
-
-def _deprecation_headers(model: ModelConfig) -> dict[str, str]:
-    """RFC 9745 `Deprecation` (@epoch), RFC 8594 `Sunset` (HTTP date), and the successor."""
-    assert model.deprecation is not None
-    info = model.deprecation
-    at = dt.datetime.combine(info.deprecated_on, dt.time(), dt.UTC)
-    headers = {"deprecation": f"@{int(at.timestamp())}"}
-    if info.sunset_on is not None:
-        sunset = dt.datetime.combine(info.sunset_on, dt.time(), dt.UTC)
-        headers["sunset"] = format_datetime(sunset, usegmt=True)
-    if info.replacement is not None:
-        headers["x-raygate-replacement"] = info.replacement
-    return headers
-
-
 def _for_model(body: Mapping[str, Any], model: str) -> dict[str, Any]:
     request = {**body, "model": model}
     request.pop("stream_options", None)
     return request
-
-
-def _chat(response: Mapping[str, Any]) -> ChatCompletion:
-    return cast(ChatCompletion, dict(response))
-
-
-def _shape_chat(result: ChatCompletion) -> ChatCompletion:
-    for choice in result["choices"]:
-        # Fields OpenAI's schema requires that engines (llama.cpp, vLLM) may omit.
-        choice.setdefault("logprobs", None)
-        choice["message"].setdefault("refusal", None)
-    return result
 
 
 async def _closing(stream: Stream[T]) -> AsyncIterator[T]:
@@ -839,24 +723,3 @@ async def _first(chunks: AsyncIterator[T], headers: dict[str, str]) -> ServedStr
     if first is None:
         raise InternalError("The model returned an empty stream.")
     return ServedStream(first, iterator, headers)
-
-
-async def _shape_stream(
-    chunks: AsyncIterator[C], request: ChatCompletionRequest | CompletionRequest, model: str
-) -> AsyncIterator[C]:
-    """Public model id on every chunk; the usage chunk only when the caller asked for it."""
-    include_usage = bool(request.stream_options and request.stream_options.include_usage)
-    try:
-        async for chunk in chunks:
-            chunk["model"] = model
-            if chunk.get("usage") is not None and not chunk["choices"]:
-                if include_usage:
-                    yield chunk
-                continue
-            if include_usage:
-                chunk["usage"] = None
-            else:
-                chunk.pop("usage", None)
-            yield chunk
-    finally:
-        await aclose_quietly(chunks)

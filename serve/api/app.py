@@ -13,12 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serve.api import admin, audit_routes, sse
+from serve.api import admin, audit_routes, model_routes, sse
 from serve.api.context import RequestContext, request_id
 from serve.cache import CacheMode
 from serve.call import PROJECT_HEADER, Call
 from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, error_body
-from serve.gateway import CACHE_HEADER, Gateway, Served, ServedStream
+from serve.gateway import Gateway, Served, ServedStream
 from serve.openai_requests import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -26,6 +26,7 @@ from serve.openai_requests import (
     parse,
 )
 from serve.record import Endpoint
+from serve.shaping import CACHE_HEADER
 
 log = logging.getLogger("raygate.api")
 
@@ -187,6 +188,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
     admin.add_routes(app, gateway, read_json, json_response)
+    model_routes.add_routes(app, gateway, read_json, json_response)
     if gateway.audit is not None:
         audit_routes.add_routes(app, gateway.audit, gateway.authorize_audit)
     return app
