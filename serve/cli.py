@@ -15,6 +15,11 @@ DEFAULT_CONFIG = "serve/configs/local.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    rest = list(sys.argv[1:] if argv is None else argv)
+    if rest[:1] == ["usage"]:  # talks to a running gateway; reads no config file
+        from serve.usage_cli import main as usage_main
+
+        return usage_main(rest[1:])
     parser = argparse.ArgumentParser(prog="raygate", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser(
@@ -23,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--config", default=DEFAULT_CONFIG, help="Serve deploy config (YAML)")
     check = commands.add_parser("check", help="validate a config file and exit")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
+    commands.add_parser(
+        "usage", help="usage report of a running gateway (raygate usage --help)", add_help=False
+    )
     add_kuberay_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "kuberay":

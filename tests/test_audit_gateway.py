@@ -149,3 +149,28 @@ async def test_an_auditor_key_reads_only_its_team_and_calls_no_model(
         await sdk(app, created.json()["key"]).chat.completions.create(
             model="echo", messages=[{"role": "user", "content": "hi"}]
         )
+
+
+async def test_the_usage_report_counts_requests_by_team_and_model(
+    gateway: tuple[Gateway, Any],
+) -> None:
+    made, app = gateway
+    for _ in range(3):
+        await sdk(app, DEV).chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "status?"}]
+        )
+    await drained(made)
+    async with http(app) as client:
+        report = await client.get("/admin/usage", headers={"authorization": f"Bearer {ADMIN}"})
+    assert report.status_code == 200, report.text
+    body = report.json()
+    rows = [r for r in body["data"] if r["team"] == "dev" and r["model"] == "echo"]
+    assert sum(r["requests"] for r in rows) == 3
+    assert any(i["team"] == "dev" and i["model_served"] == "echo" for i in body["inventory"])
+
+
+def test_raygate_usage_is_a_cli_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serve.cli import main
+
+    monkeypatch.setenv("RAYGATE_ADMIN_KEY", ADMIN)
+    assert main(["usage", "--url", "http://127.0.0.1:1", "--timeout", "2"]) == 1  # unreachable
