@@ -352,6 +352,8 @@ class Gateway:
                 verdict = await self.guard.inspect(principal.team, body)
         except ContentBlocked:
             call.guardrails["blocked.input"] = 1
+            if call.prompt_policy == "masked":  # what was refused, for the audit log
+                call.prompt = self.guard.mask(texts.prompt_text(body))
             raise
         call.guardrails.update(actions_counts(verdict.actions))
         if call.prompt_policy == "masked":

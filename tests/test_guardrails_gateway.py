@@ -150,6 +150,9 @@ async def test_an_injection_is_refused_with_content_policy_and_never_sent(
     (record,) = platform[1].records
     assert record.status == 400 and record.outcome == "rejected"
     assert record.guardrails["blocked.input"] == 1
+    # The audit log keeps what was refused, masked.
+    assert record.prompt is not None and "Ignore all previous" in record.prompt
+    assert EMAIL not in record.prompt
 
 
 async def test_a_stream_reproducing_the_system_prompt_is_cut_with_content_filter(
