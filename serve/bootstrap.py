@@ -23,6 +23,7 @@ from serve.auth.jwt_verifier import JWTVerifier
 from serve.cache import ExactCache, ResponseCache, SemanticCache
 from serve.config import BootstrapKeyConfig, PlatformConfig
 from serve.errors import ConfigError
+from serve.fairshare import FairSharePolicy, build_fair_share
 from serve.gateway import Gateway
 from serve.guard_stage import GuardStage, NerTier
 from serve.keystore import KeyStore
@@ -80,6 +81,7 @@ async def build_gateway(
         guard=guard,
         telemetry=Telemetry(config.telemetry),
         audit=audit,
+        fair_share=build_fair_share(shared_models(config), state),
         closers=[retention.aclose],
     )
 
@@ -176,3 +178,20 @@ def shared_guardrails() -> Guardrails:
     """One cheap tier per process (about 1.7 s to build, 110 MB): it holds no request state
     and is safe to share, so every gateway built in a process uses the same one."""
     return Guardrails()
+
+
+def shared_models(config: PlatformConfig) -> dict[str, tuple[FairSharePolicy, int]]:
+    """Models shared between teams: their fair-share policy (team weights from the model's
+    tenancy) and their capacity, replicas x max_ongoing_requests (at most the autoscaling
+    maximum: the fair queue only matters once that is reached)."""
+    out: dict[str, tuple[FairSharePolicy, int]] = {}
+    for model in config.models:
+        tenancy = model.tenancy
+        if tenancy is None or tenancy.sharing != "shared" or not model.fair_share.enabled:
+            continue
+        spec = model.deployment
+        replicas = spec.autoscaling.max_replicas if spec.autoscaling else spec.num_replicas
+        weights = {**model.fair_share.weights, **tenancy.weights}
+        policy = model.fair_share.model_copy(update={"weights": weights})
+        out[model.name] = (policy, replicas * spec.max_ongoing_requests)
+    return out

@@ -24,10 +24,12 @@ from pydantic import (
 
 from guardrails.policy import GuardrailsPolicy
 from models.pricing import PriceVersion
+from models.spec import ModelSpec, Tenancy, VLLMBackend, validate_accelerator_quotas
 from serve.admission.policy import AdmissionPolicy, BudgetPolicy, LimitPolicy, Tag
 from serve.audit.policy import AuditPolicy
 from serve.cache.policy import CachePolicy
 from serve.errors import ConfigError
+from serve.fairshare.policy import FairSharePolicy
 from serve.routing.policy import (
     EvaluationConfig,
     ReliabilityPolicy,
@@ -117,6 +119,7 @@ class TeamConfig(Frozen):
     projects: Mapping[Tag, BudgetPolicy] = Field(default_factory=dict)
     # Secure by default: every guardrail on unless the team's policy relaxes it.
     guardrails: GuardrailsPolicy = GuardrailsPolicy()
+    accelerator_quota: Mapping[str, int] = Field(default_factory=dict)
 
 
 class BootstrapKeyConfig(Frozen):
@@ -206,7 +209,12 @@ class BedrockBackend(Frozen):
 
 
 Backend = Annotated[
-    LlamaCppBackend | MiniLMBackend | OpenAICompatibleBackend | VertexBackend | BedrockBackend,
+    LlamaCppBackend
+    | MiniLMBackend
+    | OpenAICompatibleBackend
+    | VertexBackend
+    | BedrockBackend
+    | VLLMBackend,
     Field(discriminator="kind"),
 ]
 
@@ -218,6 +226,7 @@ _DEFAULT_TASKS: dict[str, tuple[Task, ...]] = {
     "openai_compatible": ("chat", "completions", "embeddings"),
     "vertex": ("chat", "embeddings"),
     "bedrock": ("chat", "embeddings"),
+    "vllm": ("chat", "completions"),
 }
 
 
@@ -244,6 +253,10 @@ class ModelConfig(Frozen):
     pricing: tuple[PriceVersion, ...] = ()
     deprecation: DeprecationConfig | None = None
     owned_by: str = "raygate"
+    tenancy: Tenancy | None = None
+    # For `tenancy.sharing: shared`: the model's capacity across every ingress replica, how
+    # long a request may queue; team weights come from `tenancy.weights`.
+    fair_share: FairSharePolicy = FairSharePolicy()
 
     @property
     def served_tasks(self) -> tuple[Task, ...]:
@@ -331,6 +344,19 @@ class PlatformConfig(Frozen):
             for pattern in team.models:
                 if pattern != "*" and pattern not in routable:
                     raise ValueError(f"team {team.name!r} allows unknown model {pattern!r}")
+        for model in self.models:
+            if model.tenancy is not None:
+                for team_name in (model.tenancy.owner_team, *model.tenancy.weights):
+                    if team_name not in team_names:
+                        raise ValueError(f"model {model.name!r} names unknown team {team_name!r}")
+        validate_accelerator_quotas(
+            {t.name: t.accelerator_quota for t in self.teams},
+            [
+                ModelSpec.from_platform_model(m.model_dump(mode="json"))
+                for m in self.models
+                if m.backend.kind == "vllm"
+            ],
+        )
         for key in self.keys:
             if key.team not in team_names:
                 raise ValueError(f"key {key.name!r} belongs to unknown team {key.team!r}")

@@ -36,6 +36,7 @@ from serve.cache import (
 from serve.call import Call
 from serve.config import PlatformConfig, Task
 from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, PermissionDenied
+from serve.fairshare import FairShare, Held, MemoryFairQueue
 from serve.guard_stage import ContentBlocked, GuardStage, actions_counts
 from serve.keystore import KeyStore
 from serve.openai_requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -50,7 +51,6 @@ log = logging.getLogger("raygate.gateway")
 
 T = TypeVar("T")
 C = TypeVar("C", ChatCompletionChunk, Completion)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,7 @@ class Gateway:
         guard: GuardStage | None = None,
         telemetry: Telemetry | None = None,
         audit: AuditStore | None = None,
+        fair_share: FairShare | None = None,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.config = config
@@ -114,6 +115,7 @@ class Gateway:
         self.guard = guard
         self.telemetry = telemetry
         self.audit = audit
+        self.fair = fair_share or FairShare(MemoryFairQueue(), {})
         self._closers = list(closers)
         self.started = int(time.time())
 
@@ -223,9 +225,13 @@ class Gateway:
                 answer.body = self._guard_output(call, principal, verdict, answer.body)
                 return self._done(call, ticket, plan, answer, shaping.finish_reason(answer.body))
             bounded = self._bounded(body, ticket)
-            outcome = await self.executor.call(
-                plan.models, lambda m: self._attempt(call, m, kind.call, _for_model(bounded, m))
-            )
+            # A shared model's slot is taken outside the executor: waiting in the fair
+            # queue must not count as a backend failure, a retry or the model's timeout.
+            async with self.fair.slot(plan.models[0], principal.team):
+                outcome = await self.executor.call(
+                    plan.models,
+                    lambda m: self._attempt(call, m, kind.call, _for_model(bounded, m)),
+                )
             result = kind.shape(outcome.result)
             await self.cache.store(lookup, result)
             self._served(call, outcome.model, outcome.primary)
@@ -264,11 +270,17 @@ class Gateway:
             else:
                 bounded = self._bounded(body, ticket)
                 call.backend_called = True
-                stream = await self.executor.stream(
-                    plan.models, lambda m: self._stream_attempt(call, m, kind, bounded)
-                )
+                slot = await self.fair.acquire(plan.models[0], principal.team)
+                try:
+                    stream = await self.executor.stream(
+                        plan.models, lambda m: self._stream_attempt(call, m, kind, bounded)
+                    )
+                except BaseException:
+                    if slot is not None:
+                        await slot.release()
+                    raise
                 self._served(call, stream.model, stream.primary)
-                chunks = _closing(stream)
+                chunks = Held(slot, _closing(stream))  # the slot is held until the end
                 if lookup.ticket is not None:
                     chunks = kind.record(self.cache, lookup, chunks)
                 public = shaping.public_model(plan, stream.model)
@@ -294,9 +306,10 @@ class Gateway:
         ticket = await self._admit(call, principal, plan, body, with_output=False)
         try:
             body = await self._guard_embedding_input(call, principal, body)
-            outcome = await self.executor.call(
-                plan.models, lambda m: self._attempt(call, m, _embed, _for_model(body, m))
-            )
+            async with self.fair.slot(plan.models[0], principal.team):
+                outcome = await self.executor.call(
+                    plan.models, lambda m: self._attempt(call, m, _embed, _for_model(body, m))
+                )
             result = outcome.result
             self._served(call, outcome.model, outcome.primary)
             await self._settle(call, ticket, result.get("usage"), outcome.model)
@@ -648,6 +661,7 @@ class Gateway:
             self.telemetry.shutdown()
         if self.audit is not None:
             await self.audit.aclose()
+        await self.fair.aclose()  # before the state store: they may share a Redis client
         if self.admission is not None:
             await self.admission.aclose()
         for engine in self.engines.values():

@@ -18,6 +18,7 @@ request's ``model`` picks the fault:
 ``truncated``       200 with a Content-Length larger than the body, then closes
 ``mid-stream``      an SSE stream that stops after its first content chunk (no [DONE])
 ``mid-stream-reset`` as ``mid-stream``, then a connection reset
+``gate``            a normal answer once the test calls ``open_gate()``
 ==================  =============================================================
 """
 
@@ -44,6 +45,12 @@ class FaultServer:
         self._started = threading.Event()
         self._stop: asyncio.Event | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._gate: asyncio.Event | None = None
+
+    def open_gate(self) -> None:
+        """Let every ``gate`` request (waiting or to come) be answered."""
+        if self._loop is not None and self._gate is not None:
+            self._loop.call_soon_threadsafe(self._gate.set)
 
     @property
     def base_url(self) -> str:
@@ -67,6 +74,7 @@ class FaultServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._gate = asyncio.Event()
         server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = server.sockets[0].getsockname()[1]
         self._started.set()
@@ -96,6 +104,10 @@ class FaultServer:
         mode = str(body.get("model", "ok"))
         self.received[mode] += 1
         stream = bool(body.get("stream"))
+        if mode == "gate":
+            assert self._gate is not None
+            await self._gate.wait()
+            mode = "ok"
         if mode == "ok":
             if stream:
                 await _send_stream(writer, complete=True)
@@ -207,7 +219,10 @@ async def _send_stream(writer: asyncio.StreamWriter, *, complete: bool) -> None:
     ]
     if complete:
         events += [
-            {**base, "choices": [{"index": 0, "delta": {"content": " done."}, "finish_reason": None}]},
+            {
+                **base,
+                "choices": [{"index": 0, "delta": {"content": " done."}, "finish_reason": None}],
+            },
             {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
             {
                 **base,
