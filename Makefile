@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 UV     := $(BIN)/uv
 
-.PHONY: install run test lint typecheck unit bench lock clean guardrails-eval
+.PHONY: install run test lint typecheck unit bench lock clean guardrails-eval test-gpu-path
 
 install: $(STAMP)
 
@@ -44,6 +44,22 @@ lock:
 	PYTHONPATH=/tmp/raygate-uv python3 -m uv pip compile pyproject.toml --extra dev \
 	  --override lock-overrides.txt --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+# The vLLM path (Ray Serve LLM's LLMServer with an injected engine) behind the real ingress,
+# on CPU, in its own venv with the `gpu` extra (ray[llm] pins vLLM, torch and CUDA wheels:
+# several GB). Regenerate its lock like `make lock` with `--extra gpu --extra dev
+# -o requirements-gpu.lock`.
+GPU_VENV  := .venv-gpu
+GPU_STAMP := $(GPU_VENV)/.installed
+
+$(GPU_STAMP): requirements-gpu.lock pyproject.toml
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install --quiet --require-hashes --no-deps -r requirements-gpu.lock
+	$(GPU_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+test-gpu-path: $(GPU_STAMP)
+	$(GPU_VENV)/bin/pytest -q tests_gpu
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

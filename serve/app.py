@@ -12,6 +12,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from models.vllm_config import VLLMUnavailableError
 from serve.config import DeploymentConfig, ModelConfig, PlatformConfig, parse_platform_config
 
 
@@ -62,8 +63,12 @@ def build_graph(config: PlatformConfig) -> Application:
     from deployments.model import ModelDeployment
 
     handles = {
-        model.name: serve.deployment(**model_deployment_options(model))(ModelDeployment).bind(
-            model.model_dump(mode="json")
+        model.name: (
+            vllm_model_application(model)
+            if model.backend.kind == "vllm"
+            else serve.deployment(**model_deployment_options(model))(ModelDeployment).bind(
+                model.model_dump(mode="json")
+            )
         )
         for model in config.models
         if not model.in_process
@@ -78,6 +83,20 @@ def build_graph(config: PlatformConfig) -> Application:
     ingress = serve.deployment(**ingress_deployment_options(config))(Ingress)
     app: Application = ingress.bind(config.model_dump(mode="json"), handles)
     return app
+
+
+def vllm_model_application(model: ModelConfig) -> Application:
+    """Ray Serve LLM's LLMServer deployment for a ``vllm`` model; ``ray.serve.llm`` (the
+    ``gpu`` extra) is imported only when such a model is configured."""
+    try:
+        from deployments.vllm_model import vllm_application
+    except ImportError as exc:
+        raise VLLMUnavailableError(
+            f"model {model.name!r} runs on vLLM, which needs the 'gpu' extra "
+            "(pip install 'raygate[gpu]', i.e. ray[llm] with vLLM) on the GPU nodes' image: "
+            f"{exc}"
+        ) from exc
+    return vllm_application(model.model_dump(mode="json"))
 
 
 NER_HANDLE = "guardrails-ner"  # not a model name: model names have no "guardrails-" rule,
