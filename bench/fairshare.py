@@ -11,7 +11,7 @@ Two halves, same scenarios and the same report:
       The real platform: `raygate up --config bench/fairshare.yaml` (started and stopped by
       this script unless --url names a running one; keys from BENCH_KEY_HEAVY / _LIGHT /
       _GOLD, generated when this script starts it) driven with the official openai SDK
-      (async). SmolLM2 on llama.cpp, 2 replicas x max_ongoing_requests 1 = 2 slots.
+      (async). SmolLM2 on llama.cpp, capacity as bench/fairshare.yaml says (1 slot).
 
 Scenarios (closed-loop clients: each sends its next request when the last one ends):
   1:1    heavy (weight 1, 16-24 clients) floods next to light (weight 1, 4 clients)
@@ -319,7 +319,8 @@ def configured_weights() -> dict[str, float]:
     args = yaml.safe_load(CONFIG.read_text())["applications"][0]["args"]
     model = next(m for m in args["models"] if m["name"] == MODEL)
     policy = model.get("fair_share", {})
-    given = policy.get("weights", {})
+    # Team weights live in the model's tenancy (fair_share.weights may add more).
+    given = {**policy.get("weights", {}), **model.get("tenancy", {}).get("weights", {})}
     return {t: float(given.get(t, policy.get("default_weight", 1.0))) for t in KEY_ENV}
 
 
@@ -338,7 +339,9 @@ async def live(url: str, seconds: float) -> dict[str, Any]:
             max_tokens=8,
         )
 
-    print(f"\n=== live: {url}, {MODEL} (llama.cpp, 2 slots), {seconds:g} s windows ===")
+    print(
+        f"\n=== live: {url}, {MODEL} (llama.cpp, bench/fairshare.yaml), {seconds:g} s windows ==="
+    )
     try:
         await send("light")  # warm both the path and the model
         return await scenarios(
