@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import regex  # type: ignore[import-untyped]  # no stubs; \p{..}, overlapped
+import regex  # no stubs; \p{..}, overlapped
 from presidio_analyzer import LocalRecognizer, RecognizerResult
 
 from guardrails.gazetteer import load_names

@@ -9,8 +9,16 @@ offsets.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
+import regex
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    PatternRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
 
@@ -62,10 +70,23 @@ class PatternDetector:
         recognizers: Sequence[EntityRecognizer] | None = None,
         entities: Collection[str] | None = None,
     ) -> None:
-        registry = RecognizerRegistry(
-            recognizers=list(recognizers if recognizers is not None else default_recognizers()),
-            supported_languages=[LANGUAGE],
-        )
+        chosen = list(recognizers if recognizers is not None else default_recognizers())
+        registry = RecognizerRegistry(recognizers=chosen, supported_languages=[LANGUAGE])
+        # Presidio's per-recognizer cost is mostly bookkeeping around each match attempt
+        # (about 20 us a recognizer, 0.4 ms an analysis). A pattern recognizer none of
+        # whose patterns occurs in the text cannot return anything, so each analysis asks
+        # only for the entity types some pattern can match (one regex search each) plus
+        # those of recognizers that are not pure patterns (the gazetteers).
+        self._gates: list[tuple[str, list[Any]]] = []
+        self._always: set[str] = set()
+        for recognizer in chosen:
+            patterns: list[Any] = list(getattr(recognizer, "patterns", None) or ())
+            if isinstance(recognizer, PatternRecognizer) and patterns:
+                flags = recognizer.global_regex_flags or 0
+                compiled = [regex.compile(p.regex, flags) for p in patterns]
+                self._gates.extend((entity, compiled) for entity in recognizer.supported_entities)
+            else:
+                self._always.update(recognizer.supported_entities)
         engine = NoOpNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": "none"}])
         self._analyzer = AnalyzerEngine(
             registry=registry,
@@ -75,13 +96,23 @@ class PatternDetector:
         )
         self._entities = sorted(entities) if entities is not None else None
 
+    def _candidates(self, text: str) -> list[str]:
+        wanted = set(self._always)
+        for entity, patterns in self._gates:
+            if entity not in wanted and any(p.search(text) for p in patterns):
+                wanted.add(entity)
+        if self._entities is not None:
+            wanted &= set(self._entities)
+        return sorted(wanted)
+
     def detect(self, text: str) -> list[Span]:
         if not text:
             return []
         normalized = normalize(text)
-        results = self._analyzer.analyze(
-            normalized.text, language=LANGUAGE, entities=self._entities
-        )
+        entities = self._candidates(normalized.text)
+        if not entities:
+            return []
+        results = self._analyzer.analyze(normalized.text, language=LANGUAGE, entities=entities)
         spans = []
         for result in results:
             start, end = normalized.to_original(result.start, result.end)
