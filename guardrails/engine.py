@@ -89,12 +89,11 @@ class Guardrails:
             if not isinstance(message, dict) or not isinstance(message.get("content"), str):
                 continue
             stream = self.output_filter(verdict, policy)
-            first = stream.feed(message["content"])
-            last = stream.finish()
-            if first.blocked or last.blocked:
+            checked = stream.whole(message["content"])
+            if checked.blocked:
                 reason = stream.blocked_reason or "output blocked"
                 return ResponseVerdict(None, Actions(blocks=(_block_kind(reason),)), (), reason)
-            message["content"] = first.text + last.text
+            message["content"] = checked.text
             actions = actions.merged(Actions(masked=dict(stream.counts)))
         outcomes = tuple(check_tool_calls(out, verdict.request, policy.tools))
         bad = [o for o in outcomes if o.status != "ok"]

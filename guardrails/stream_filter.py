@@ -67,6 +67,16 @@ class StreamFilter:
             self._leak.feed(delta)
         return self._step(final=False)
 
+    def whole(self, text: str) -> StreamChunk:
+        """A complete answer at once: the same result as ``feed(text)`` then ``finish()``,
+        with one analysis instead of two."""
+        if self._blocked:
+            return StreamChunk("", True, self._blocked)
+        self._pending += text
+        if self._leak is not None:
+            self._leak.feed(text)
+        return self.finish()
+
     def finish(self) -> StreamChunk:
         if self._blocked:
             return StreamChunk("", True, self._blocked)
