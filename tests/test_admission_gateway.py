@@ -366,3 +366,41 @@ async def test_redis_down_follows_the_configured_mode(
         assert statuses == [200, 200, 429]  # the local fallback limit: 2 per minute per key
     else:
         assert statuses == [503, 503, 503]
+
+
+async def test_a_timed_out_backend_releases_the_concurrency_slot(
+    env: None, tmp_path: Path
+) -> None:
+    from fault_server import FaultServer
+
+    server = FaultServer()
+    server.start()
+    try:
+        raw = {
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/timeout.db"},
+            "teams": [{"name": "beta", "limits": {"concurrent": 1}}],
+            "keys": [{"team": "beta", "name": "b", "key": "env:RG_ADMIT_B"}],
+            "models": [
+                {
+                    "name": name,
+                    "backend": {
+                        "kind": "openai_compatible",
+                        "base_url": server.base_url,
+                        "model": upstream_model,
+                    },
+                    "tasks": ["chat"],
+                    "reliability": {"timeout_s": 0.3, "retry": {"max_attempts": 1}},
+                }
+                for name, upstream_model in (("stuck", "hang"), ("fine", "ok"))
+            ],
+            "cache": {"exact": {"enabled": False}},
+        }
+        gateway = await build_gateway(parse_platform_config(raw), {})
+        try:
+            client = sdk(with_context(create_app(gateway), gateway, False), KEY_B)
+            assert [await status_of(client, model="stuck") for _ in range(2)] == [504, 504]
+            assert await status_of(client, model="fine") == 200  # the slot came back each time
+        finally:
+            await gateway.aclose()
+    finally:
+        server.stop()
