@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any, cast
 
+from ray import serve
 from ray.serve import Application
 from ray.serve.llm import LLMConfig, LLMServer, build_llm_deployment
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
@@ -43,28 +44,34 @@ class VLLMModel(LLMServer):
     def _model_id(self) -> str:
         return str(self._llm_config.model_id)
 
+    @property
+    def _request_id(self) -> str:
+        """The model id vLLM is asked for: ``<model>:<adapter>`` when the ingress asked for
+        a LoRA adapter (LLMServer loads it from the multiplexed model id), else the model."""
+        return serve.get_multiplexed_model_id() or self._model_id
+
     async def _stream(self, results: AsyncGenerator[Any, None]) -> AsyncIterator[dict[str, Any]]:
         async with aclosing(results):
             async for chunk in stream_chunks(results, self._model_id):
                 yield chunk
 
     async def chat(self, request: Request) -> ChatCompletion:  # type: ignore[override]
-        body = vllm_request(ChatCompletionRequest, request, self._model_id, stream=False)
+        body = vllm_request(ChatCompletionRequest, request, self._request_id, stream=False)
         answer = await _first(await super().chat(body))
         return cast(ChatCompletion, response_dict(answer, self._model_id))
 
     async def chat_stream(self, request: Request) -> AsyncIterator[ChatCompletionChunk]:
-        body = vllm_request(ChatCompletionRequest, request, self._model_id, stream=True)
+        body = vllm_request(ChatCompletionRequest, request, self._request_id, stream=True)
         async for chunk in self._stream(await super().chat(body)):
             yield cast(ChatCompletionChunk, chunk)
 
     async def completion(self, request: Request) -> Completion:
-        body = vllm_request(CompletionRequest, request, self._model_id, stream=False)
+        body = vllm_request(CompletionRequest, request, self._request_id, stream=False)
         answer = await _first(await super().completions(body))
         return cast(Completion, response_dict(answer, self._model_id))
 
     async def completion_stream(self, request: Request) -> AsyncIterator[Completion]:
-        body = vllm_request(CompletionRequest, request, self._model_id, stream=True)
+        body = vllm_request(CompletionRequest, request, self._request_id, stream=True)
         async for chunk in self._stream(await super().completions(body)):
             yield cast(Completion, chunk)
 
@@ -73,7 +80,7 @@ class VLLMModel(LLMServer):
             EmbeddingCompletionRequest,
         )
 
-        body = vllm_request(EmbeddingCompletionRequest, request, self._model_id, stream=None)
+        body = vllm_request(EmbeddingCompletionRequest, request, self._request_id, stream=None)
         answer = await _first(await super().embeddings(body))
         return cast(EmbeddingList, response_dict(answer, self._model_id, "data"))
 

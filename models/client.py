@@ -3,7 +3,7 @@
 ```python
 from models.client import Platform
 
-platform = Platform("http://127.0.0.1:8000", admin_key, api_key=team_key)
+platform = Platform("http://127.0.0.1:8000", admin_or_model_owner_key, api_key=team_key)
 platform.add_model("models/specs/my-model.yaml", publish_alias="chat-small")
 platform.list_models()
 platform.remove_model("my-model")
@@ -108,7 +108,9 @@ class Platform:
         http: httpx.Client | None = None,
         openai_client: openai.OpenAI | None = None,
     ) -> None:
-        """``key``: the admin key; ``api_key``: a team key for the smoke evaluation."""
+        """``key``: the admin key, or a team's model owner key (changes only models with
+        that team as ``tenancy.owner_team``); ``api_key``: a key that may call the model, for
+        the smoke evaluation (a model owner key can be both)."""
         self.url = url.rstrip("/")
         self._http = http or httpx.Client(base_url=self.url, timeout=timeout_s)
         self._headers = {"authorization": f"Bearer {key}"}

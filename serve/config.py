@@ -45,6 +45,10 @@ IMPORT_PATH = "serve.app:build_app"
 SecretRef = Annotated[str, StringConstraints(pattern=SECRET_REF_PATTERN)]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 Task = Literal["chat", "completions", "embeddings"]
+# What a key may do: "user" calls models; "auditor" only reads its team's audit log and
+# usage; "model_owner" calls models and adds, changes and removes its team's models
+# (tenancy.owner_team) through the models admin API.
+Role = Literal["user", "auditor", "model_owner"]
 
 
 class Frozen(BaseModel):
@@ -131,7 +135,7 @@ class BootstrapKeyConfig(Frozen):
     models: tuple[str, ...] | None = None
     expires_at: datetime | None = None
     limits: LimitPolicy | None = None
-    role: Literal["user", "auditor"] = "user"
+    role: Role = "user"
 
 
 class AutoscalingConfig(Frozen):

@@ -34,11 +34,13 @@ from serve.cache import (
     replay_completion_stream,
 )
 from serve.call import Call
-from serve.config import PlatformConfig, Task
+from serve.config import ModelConfig, PlatformConfig, Task
 from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, PermissionDenied
 from serve.fairshare import FairShare, Held, MemoryFairQueue
 from serve.guard_stage import ContentBlocked, GuardStage, actions_counts
 from serve.keystore import KeyStore
+from serve.models_admin import ownership
+from serve.models_admin.ownership import ChangeScope
 from serve.openai_requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from serve.openai_types import ChatCompletion, ChatCompletionChunk, Completion, EmbeddingList
 from serve.record import RequestObserver
@@ -61,6 +63,11 @@ class Plan:
     cache_name: str  # canonical model for a model or alias; the route name for a route
     models: tuple[str, ...]
     pinned: str | None  # the model the requested name always means (None for a route)
+    adapter: str | None = None  # a LoRA adapter of the (single) model: `<model>:<adapter>`
+
+    def upstream(self, model: str) -> str:
+        """The model id the engine is asked for (``<model>:<adapter>`` for an adapter)."""
+        return f"{model}:{self.adapter}" if self.adapter is not None else model
 
 
 @dataclass(slots=True)
@@ -140,12 +147,16 @@ class Gateway:
             )
         return AuditScope.only(principal.team)
 
+    async def authorize_models(self, authorization: str | None) -> ChangeScope:
+        """The admin key changes any model; a team's model owner key only its team's."""
+        return await ownership.authorize(self.authenticator, self.admin_key, authorization)
+
     def plan(self, principal: Principal, requested: str, task: Task) -> Plan:
         """Resolve a public name (model, alias or route) to the models that may answer."""
         route = self.config.route(requested)
         model = self.config.model(requested)
         if route is None and model is None:
-            raise NotFound(f"The model '{requested}' does not exist.", param="model")
+            return self._adapter_plan(principal, requested, task)
         canonical = model.name if model is not None else requested
         if not principal.may_use(self.config, requested, canonical):
             raise PermissionDenied(
@@ -166,9 +177,33 @@ class Gateway:
         )
         return Plan(requested, canonical, usable, model.name if model is not None else None)
 
+    def _adapter_plan(self, principal: Principal, requested: str, task: Task) -> Plan:
+        """``<model>:<adapter>``: a LoRA adapter of a vLLM model, served by that model's
+        replicas (Ray Serve LLM multiplexing). No fallbacks: another model is not the same
+        adapter. A team that may use the model may use its adapters."""
+        base, _, adapter = requested.partition(":")
+        model = self.config.model(base) if adapter else None
+        if model is None or adapter not in _adapters(model):
+            raise NotFound(f"The model '{requested}' does not exist.", param="model")
+        if not principal.may_use(self.config, requested, model.name):
+            raise PermissionDenied(
+                f"Team '{principal.team}' is not allowed to use the model '{requested}'.",
+                param="model",
+            )
+        if task not in model.served_tasks:
+            raise InvalidRequest(
+                f"The model '{requested}' does not support {task}.",
+                param="model",
+                code="unsupported_task",
+            )
+        return Plan(requested, f"{model.name}:{adapter}", (model.name,), model.name, adapter)
+
     def visible_models(self, principal: Principal) -> list[dict[str, Any]]:
         out = []
         names = [(m.name, m.name, m.owned_by) for m in self.config.models]
+        names += [
+            (f"{m.name}:{a}", m.name, m.owned_by) for m in self.config.models for a in _adapters(m)
+        ]
         names += [(a, m.name, m.owned_by) for m in self.config.models for a in m.aliases]
         names += [(r.name, r.name, "raygate") for r in self.config.routes]
         for name, canonical, owner in sorted(names, key=lambda n: self._order(n[0])):
@@ -180,7 +215,7 @@ class Gateway:
 
     def _order(self, name: str) -> int:
         for index, model in enumerate(self.config.models):
-            if name == model.name or name in model.aliases:
+            if name == model.name or name in model.aliases or name.split(":")[0] == model.name:
                 return index
         return len(self.config.models)
 
@@ -230,7 +265,9 @@ class Gateway:
             async with self.fair.slot(plan.models[0], principal.team):
                 outcome = await self.executor.call(
                     plan.models,
-                    lambda m: self._attempt(call, m, kind.call, _for_model(bounded, m)),
+                    lambda m: self._attempt(
+                        call, m, kind.call, _for_model(bounded, plan.upstream(m))
+                    ),
                 )
             result = kind.shape(outcome.result)
             await self.cache.store(lookup, result)
@@ -273,7 +310,7 @@ class Gateway:
                 slot = await self.fair.acquire(plan.models[0], principal.team)
                 try:
                     stream = await self.executor.stream(
-                        plan.models, lambda m: self._stream_attempt(call, m, kind, bounded)
+                        plan.models, lambda m: self._stream_attempt(call, m, kind, bounded, plan)
                     )
                 except BaseException:
                     if slot is not None:
@@ -341,10 +378,10 @@ class Gateway:
             return await method(self.engines[model], body)
 
     def _stream_attempt(
-        self, call: Call, model: str, kind: _Kind, body: dict[str, Any]
+        self, call: Call, model: str, kind: _Kind, body: dict[str, Any], plan: Plan
     ) -> AsyncIterator[Any]:
         call.attempts[model] = call.attempts.get(model, 0) + 1
-        chunks = kind.stream(self.engines[model], _for_model(body, model))
+        chunks = kind.stream(self.engines[model], _for_model(body, plan.upstream(model)))
         if call.trace is None:
             return chunks
         return call.trace.backend_stream(model, self._kind_of(model), call.attempts[model], chunks)
@@ -719,6 +756,11 @@ def planner_for(config: PlatformConfig) -> RoutePlanner:
 def _log_attempt(attempt: Attempt) -> None:
     if attempt.result != "ok":
         log.warning("model %s try %d: %s", attempt.model, attempt.number, attempt.result)
+
+
+def _adapters(model: ModelConfig) -> tuple[str, ...]:
+    adapters = getattr(model.backend, "lora_adapters", ())
+    return tuple(a.name for a in adapters)
 
 
 def _for_model(body: Mapping[str, Any], model: str) -> dict[str, Any]:

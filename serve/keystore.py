@@ -10,14 +10,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from serve.auth import api_keys
-from serve.config import BootstrapKeyConfig, TeamConfig
+from serve.config import BootstrapKeyConfig, Role, TeamConfig
 
 metadata = sa.MetaData()
 
@@ -41,11 +41,11 @@ keys_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-    # "user" calls models; "auditor" only reads its team's audit log and usage.
+    # serve.config.Role: "user", "auditor" or "model_owner".
     sa.Column("role", sa.String(16), nullable=True),
 )
 
-ROLES = ("user", "auditor")
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 def _now() -> datetime:

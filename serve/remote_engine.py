@@ -40,15 +40,24 @@ class RemoteEngine:
         self._handle = handle
         self._streaming = handle.options(stream=True)
 
+    def _for(self, request: Request, stream: bool) -> DeploymentHandle[Any]:
+        """``<model>:<adapter>`` asks for a LoRA adapter: Ray Serve's multiplexing routes it
+        to a replica that has (or loads) that adapter."""
+        handle = self._streaming if stream else self._handle
+        model = str(request.get("model", ""))
+        if ":" in model:
+            return handle.options(multiplexed_model_id=model)
+        return handle
+
     async def _call(self, method: str, request: Request) -> Any:
         try:
-            return await getattr(self._handle, method).remote(request)
+            return await getattr(self._for(request, False), method).remote(request)
         except Exception as exc:
             raise _translate(exc) from None
 
     async def _stream(self, method: str, request: Request) -> AsyncIterator[Any]:
         try:
-            async for item in getattr(self._streaming, method).remote(request):
+            async for item in getattr(self._for(request, True), method).remote(request):
                 yield item
         except GatewayError:
             raise

@@ -7,6 +7,7 @@ deployed one). The SDK talks to the app through Starlette's TestClient (an httpx
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,13 +28,14 @@ from serve.auth.authenticator import Authenticator
 from serve.config import PlatformConfig, parse_platform_config
 from serve.errors import GatewayError
 from serve.keystore import KeyStore
+from serve.models_admin.ownership import ChangeScope, authorize
 from serve.models_admin.redeploy import AppStatus
 from serve.models_admin.service import ModelsAdmin
 from serve.models_admin.versions import ConfigVersions
 
 ADMIN = "sk-rg-admin-test"
 ARGS = {
-    "teams": [{"name": "dev"}],
+    "teams": [{"name": "dev"}, {"name": "science"}, {"name": "other"}],
     "models": [
         {"name": "smollm", "aliases": ["chat-default"], "backend": {"kind": "llama_cpp"}},
         {
@@ -76,8 +78,8 @@ class Gate:
     config: PlatformConfig
     authenticator: Authenticator
 
-    def check_admin(self, authorization: str | None) -> None:
-        self.authenticator.check_admin(authorization, ADMIN)
+    async def authorize_models(self, authorization: str | None) -> ChangeScope:
+        return await authorize(self.authenticator, ADMIN, authorization)
 
 
 @dataclass
@@ -85,6 +87,7 @@ class World:
     client: TestClient
     redeployer: RecordingRedeployer
     admin: ModelsAdmin
+    keys: dict[str, str]  # "owner": team science's model owner key, "user": its user key
 
 
 @pytest.fixture
@@ -102,8 +105,20 @@ def world(tmp_path: Path) -> Iterator[World]:
 
     gate = Gate(config, Authenticator(config, KeyStore(url)))
     add_routes(app, gate, read_json, json_response, admin)
+    keys = asyncio.run(team_keys(url, config))
     with TestClient(app) as client:
-        yield World(client, redeployer, admin)
+        yield World(client, redeployer, admin, keys)
+
+
+async def team_keys(url: str, config: PlatformConfig) -> dict[str, str]:
+    store = KeyStore(url)
+    try:
+        await store.init(config.teams, [])
+        _, owner = await store.create("science", "notebook", role="model_owner")
+        _, user = await store.create("science", "app")
+        return {"owner": owner, "user": user}
+    finally:
+        await store.aclose()
 
 
 def chat_stub(answers: Mapping[str, str]) -> openai.OpenAI:
@@ -350,3 +365,96 @@ def test_the_sdk_validates_the_spec_before_calling(world: World) -> None:
         sdk(world).add_model({**SPEC, "max_model_len": 4096})
     with pytest.raises(ValueError, match="api_key"):
         Platform("http://testserver", ADMIN, http=world.client).add_model(SPEC)
+
+
+# A model owner key: team science manages models with tenancy.owner_team science only.
+OWNED = {**SPEC, "name": "science-model", "tenancy": {"owner_team": "science"}}
+
+
+def owner_post(world: World, path: str, body: dict[str, Any]) -> httpx.Response:
+    version = world.client.get("/admin/config", headers=headers(world.keys["owner"])).json()
+    return world.client.post(
+        path,
+        json={"base_version": version["version"], **body},
+        headers=headers(world.keys["owner"]),
+    )
+
+
+def test_a_user_key_manages_no_model(world: World) -> None:
+    user = headers(world.keys["user"])
+    for method, path, body in [
+        ("GET", "/admin/config", None),
+        ("GET", "/admin/models", None),
+        ("POST", "/admin/models", {"base_version": 1, "spec": OWNED}),
+        ("DELETE", "/admin/models/smollm?base_version=1", None),
+    ]:
+        response = world.client.request(method, path, json=body, headers=user)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["error"]["code"] == "not_model_owner"
+    assert world.redeployer.deployed == []
+
+
+def test_a_model_owner_adds_publishes_and_removes_its_teams_model(world: World) -> None:
+    owner = world.keys["owner"]
+    added = owner_post(world, "/admin/models", {"spec": OWNED, "author": "ana"})
+    assert added.status_code == 202, added.text
+    published = owner_post(world, "/admin/models/science-model/publish", {"alias": "sci"})
+    assert published.status_code == 202, published.text
+    version = published.json()["version"]
+    removed = world.client.delete(
+        f"/admin/models/science-model?base_version={version}", headers=headers(owner)
+    )
+    assert removed.status_code == 202, removed.text
+    rolled = owner_post(world, "/admin/config/rollback", {})  # the model comes back
+    assert rolled.status_code == 202, rolled.text
+    final = {m["name"]: m for m in world.redeployer.deployed[-1]["models"]}
+    assert final["science-model"]["aliases"] == ["sci"]
+    history = world.client.get("/admin/config", headers=headers(owner)).json()["history"]
+    added_entry = next(v for v in history if v["reason"] == "add model science-model")
+    assert added_entry["author"].startswith("ana (model owner key ")
+    assert added_entry["author"].endswith("team science)")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/admin/models", {"spec": SPEC}, "belongs to the platform"),
+        (
+            "/admin/models",
+            {"spec": {**OWNED, "tenancy": {"owner_team": "other"}}},
+            "belongs to team 'other'",
+        ),
+        ("/admin/models/smollm/publish", {"alias": "fresh"}, "'smollm' belongs to the platform"),
+    ],
+)
+def test_a_model_owner_cannot_touch_other_models(
+    world: World, path: str, body: dict[str, Any], message: str
+) -> None:
+    response = owner_post(world, path, body)
+    error = response.json()["error"]
+    assert response.status_code == 403, response.text
+    assert error["code"] == "not_model_owner" and message in error["message"]
+    assert world.redeployer.deployed == []
+
+
+def test_a_model_owner_cannot_move_another_models_alias_or_roll_back_others(
+    world: World,
+) -> None:
+    assert owner_post(world, "/admin/models", {"spec": OWNED}).status_code == 202
+    moved = owner_post(world, "/admin/models/science-model/publish", {"alias": "chat-default"})
+    assert moved.status_code == 403 and "'smollm'" in moved.json()["error"]["message"]
+    # The admin changes a platform model; the owner may not roll that change back.
+    state = world.client.get("/admin/config", headers=headers()).json()
+    response = world.client.post(
+        "/admin/models/smollm/publish",
+        json={"base_version": state["version"], "alias": "tiny"},
+        headers=headers(),
+    )
+    assert response.status_code == 202
+    undo = owner_post(world, "/admin/config/rollback", {})
+    assert undo.status_code == 403 and "'smollm'" in undo.json()["error"]["message"]
+    removed = world.client.delete(
+        f"/admin/models/smollm?base_version={state['version'] + 1}",
+        headers=headers(world.keys["owner"]),
+    )
+    assert removed.status_code == 403

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve.config import Role
 from serve.errors import InvalidRequest, NotFound
 from serve.gateway import Gateway
 from serve.openai_requests import parse
@@ -22,8 +23,9 @@ class CreateKey(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     models: list[str] | None = None
     expires_in_s: int | None = Field(None, ge=60)
-    # "auditor": reads the team's audit log and usage (GET /admin/audit, /admin/usage) only.
-    role: Literal["user", "auditor"] = "user"
+    # "auditor": reads the team's audit log and usage (GET /admin/audit, /admin/usage) only;
+    # "model_owner": also manages the team's models (/admin/models).
+    role: Role = "user"
 
 
 def add_routes(

@@ -4,7 +4,9 @@ Every change names the config version it is based on (``base_version``); a stale
 a 409 ``config_conflict`` (re-read, re-apply). An accepted change answers 202 with the new
 version: the platform is redeploying, and ``GET /admin/models`` shows the rollout
 (``running_version`` is the version of the replica that answered, the application and
-deployment statuses are Serve's). Admin key only.
+deployment statuses are Serve's). The admin key changes anything; a team's
+``model_owner`` key reads the config and changes only its team's models
+(`serve.models_admin.ownership`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from models.spec import ModelSpec
 from serve.config import PlatformConfig
 from serve.errors import InvalidRequest
 from serve.models_admin import planner
+from serve.models_admin.ownership import ChangeScope
 from serve.models_admin.service import ChangeResult, ModelsAdmin
 from serve.openai_requests import parse
 
@@ -31,7 +34,7 @@ class AdminGate(Protocol):
 
     config: PlatformConfig
 
-    def check_admin(self, authorization: str | None) -> None: ...
+    async def authorize_models(self, authorization: str | None) -> ChangeScope: ...
 
 
 class _Body(BaseModel):
@@ -106,7 +109,7 @@ def add_routes(
 
     @app.get("/admin/config")
     async def get_config(request: Request) -> Response:
-        gateway.check_admin(request.headers.get("authorization"))
+        await gateway.authorize_models(request.headers.get("authorization"))
         current = await service().current()
         running = await service().running_version()
         history = await service().versions.history()
@@ -122,7 +125,7 @@ def add_routes(
 
     @app.get("/admin/models")
     async def list_models(request: Request) -> Response:
-        gateway.check_admin(request.headers.get("authorization"))
+        await gateway.authorize_models(request.headers.get("authorization"))
         current = await service().current()
         status = await service().status()
         aliases = {
@@ -143,45 +146,50 @@ def add_routes(
 
     @app.post("/admin/models")
     async def add_model(request: Request) -> Response:
-        gateway.check_admin(request.headers.get("authorization"))
+        scope = await gateway.authorize_models(request.headers.get("authorization"))
         body = parse(AddModel, await read_json(request))
         result = await service().change(
             body.base_version,
             lambda config: planner.add_model(config, body.spec, body.overrides),
-            body.author,
+            scope.author(body.author),
             body.reason or f"add model {body.spec.name}",
+            scope,
         )
         return accepted(result, model=body.spec.name)
 
     @app.delete("/admin/models/{name}")
     async def remove_model(name: str, request: Request) -> Response:
-        gateway.check_admin(request.headers.get("authorization"))
+        scope = await gateway.authorize_models(request.headers.get("authorization"))
         base = _base_version(request)
         result = await service().change(
             base,
             lambda config: planner.remove_model(config, name),
-            request.query_params.get("author") or "admin",
+            scope.author(request.query_params.get("author") or "admin"),
             f"remove model {name}",
+            scope,
         )
         return accepted(result, model=name)
 
     @app.post("/admin/models/{name}/publish")
     async def publish(name: str, request: Request) -> Response:
-        gateway.check_admin(request.headers.get("authorization"))
+        scope = await gateway.authorize_models(request.headers.get("authorization"))
         body = parse(PublishAlias, await read_json(request))
         result = await service().change(
             body.base_version,
             lambda config: planner.publish_alias(config, name, body.alias),
-            body.author,
+            scope.author(body.author),
             body.reason or f"publish {body.alias} -> {name}",
+            scope,
         )
         return accepted(result, model=name, alias=body.alias)
 
     @app.post("/admin/config/rollback")
     async def rollback(request: Request) -> Response:
-        gateway.check_admin(request.headers.get("authorization"))
+        scope = await gateway.authorize_models(request.headers.get("authorization"))
         body = parse(Rollback, await read_json(request))
-        result = await service().rollback(body.base_version, body.version, body.author, body.reason)
+        result = await service().rollback(
+            body.base_version, body.version, scope.author(body.author), body.reason, scope
+        )
         return accepted(result)
 
 

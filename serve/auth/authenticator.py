@@ -28,11 +28,11 @@ class Principal:
     key_id: str | None
     subject: str | None
     models: frozenset[str] | None  # None: every model the team may use
-    role: str = "user"  # "auditor": reads its team's audit log; calls no model
+    role: str = "user"  # serve.config.Role; an "auditor" calls no model
 
     def may_use(self, config: PlatformConfig, requested: str, canonical: str) -> bool:
         team = config.team(self.team)
-        if team is None or self.role != "user":
+        if team is None or self.role not in ("user", "model_owner"):
             return False
         names = {requested, canonical}
         if "*" not in team.models and not names & set(team.models):

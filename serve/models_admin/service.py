@@ -19,6 +19,7 @@ from typing import Any
 
 from serve.errors import NotFound
 from serve.models_admin.errors import ConfigConflict, RedeployFailed
+from serve.models_admin.ownership import ChangeScope
 from serve.models_admin.planner import validated
 from serve.models_admin.redeploy import AppStatus, Redeployer
 from serve.models_admin.versions import (
@@ -34,6 +35,7 @@ log = logging.getLogger("raygate.models_admin")
 
 Plan = Callable[[Mapping[str, Any]], dict[str, Any]]
 MAX_CATCH_UP = 5
+ADMIN = ChangeScope()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +70,16 @@ class ModelsAdmin:
     async def running_version(self) -> int | None:
         return await self.versions.version_of(self.running_digest)
 
-    async def change(self, base: int, plan: Plan, author: str, reason: str) -> ChangeResult:
-        """Apply ``plan`` to version ``base`` (which must be the latest) and redeploy."""
+    async def change(
+        self, base: int, plan: Plan, author: str, reason: str, scope: ChangeScope = ADMIN
+    ) -> ChangeResult:
+        """Apply ``plan`` to version ``base`` (which must be the latest) and redeploy;
+        ``scope`` limits a model owner to its team's models."""
         current = await self.current()
         if base != current.version:
             raise _conflict(base, current.version)
         config = plan(current.config)
+        scope.check(current.config, config)
         if config_digest(config) == current.digest:
             return ChangeResult(current, changed=False)
         try:
@@ -91,7 +97,12 @@ class ModelsAdmin:
         return ChangeResult(record, changed=True)
 
     async def rollback(
-        self, base: int, to: int | None, author: str, reason: str | None = None
+        self,
+        base: int,
+        to: int | None,
+        author: str,
+        reason: str | None = None,
+        scope: ChangeScope = ADMIN,
     ) -> ChangeResult:
         """A new version with the config of ``to`` (default: the version before ``base``)."""
         target_number = to if to is not None else base - 1
@@ -102,7 +113,9 @@ class ModelsAdmin:
         def plan(_: Mapping[str, Any]) -> dict[str, Any]:
             return validated(target.config)
 
-        return await self.change(base, plan, author, reason or f"rollback to {target_number}")
+        return await self.change(
+            base, plan, author, reason or f"rollback to {target_number}", scope
+        )
 
     async def deploy(self, record: ConfigVersion) -> None:
         """Redeploy ``record``, then catch up with any newer version committed meanwhile."""
