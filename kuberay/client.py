@@ -167,14 +167,24 @@ class RayServiceClient:
         return RayServiceStatus.from_object(cast(dict[str, Any], obj))
 
     def patch_serve_config(
-        self, name: str, serve_config: Mapping[str, Any] | str
+        self,
+        name: str,
+        serve_config: Mapping[str, Any] | str,
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
-        """Replace only ``spec.serveConfigV2`` (a Serve deploy config, dict or YAML)."""
+        """Replace only ``spec.serveConfigV2`` (a Serve deploy config, dict or YAML).
+
+        With ``resource_version`` (the object's ``metadata.resourceVersion`` when it was
+        read) the API server applies the patch only to that version: a write by anyone
+        else in between is a 409 (`KubeRayError.status`), never silently overwritten."""
         text = (
             serve_config
             if isinstance(serve_config, str)
             else yaml.safe_dump(dict(serve_config), sort_keys=False)
         )
+        body: dict[str, Any] = {"spec": {"serveConfigV2": text}}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
             obj = self._custom.patch_namespaced_custom_object(
                 GROUP,
@@ -182,7 +192,7 @@ class RayServiceClient:
                 self.namespace,
                 PLURAL,
                 name,
-                {"spec": {"serveConfigV2": text}},
+                body,
                 field_manager=self.field_manager,
                 _content_type=MERGE,
             )

@@ -161,7 +161,21 @@ class FakeKubernetes:
             if call.content_type == "application/merge-patch+json":
                 if old is None:
                     return missing
-                return self._store(key, merge_patch(old, json.loads(body)), old)
+                patch = json.loads(body)
+                # Optimistic concurrency, as the API server does it: a patch that names a
+                # resourceVersion applies only to that version of the object.
+                wanted = (patch.get("metadata") or {}).get("resourceVersion")
+                if wanted is not None and wanted != old["metadata"]["resourceVersion"]:
+                    return status(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {key[1]} "{key[3]}": the object '
+                        "has been modified; please apply your changes to the latest version "
+                        "and try again",
+                        name=key[3],
+                        kind=key[1],
+                    )
+                return self._store(key, merge_patch(old, patch), old)
             if call.content_type == "application/apply-patch+yaml":
                 if not call.query.get("fieldManager"):
                     return status(400, "BadRequest", "fieldManager is required for apply patch")

@@ -150,3 +150,50 @@ def test_with_platform_args_keeps_everything_else() -> None:
         "applications": [{"name": "raygate", "args": {"b": 2}, "route_prefix": "/"}, OTHER_APP],
     }
     assert config["applications"][0]["args"] == {"a": 1}  # type: ignore[index]
+
+
+class InterleavedClient(RayServiceClient):
+    """Someone else (kubectl, GitOps) writes the RayService right after each of our first
+    ``writes`` reads: our patch is then based on a stale read."""
+
+    def __init__(self, fake: FakeKubernetes, writes: int) -> None:
+        super().__init__(k8s.ApiClient(k8s.Configuration(host=fake.host)), "llm")
+        self._other = rs_client(fake)
+        self.writes = writes
+        self.reads = 0
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        obj = super().get(name)
+        self.reads += 1
+        if self.reads <= self.writes:
+            config = yaml.safe_load(obj["spec"]["serveConfigV2"]) if obj else {}
+            config["applications"][1] = {**OTHER_APP, "route_prefix": f"/other-{self.reads}"}
+            self._other.patch_serve_config(name, config)
+        return obj
+
+
+async def test_a_concurrent_write_to_the_rayservice_is_kept_and_ours_reapplied(
+    fake: FakeKubernetes,
+) -> None:
+    rs_client(fake).apply([rayservice()])
+    client = InterleavedClient(fake, writes=1)
+    new_args = {"teams": [{"name": "nb"}], "models": []}
+
+    await KubeRayRedeployer(client, "raygate").redeploy(new_args)
+
+    patches = [c for c in fake.calls if c.content_type == "application/merge-patch+json"]
+    assert len(patches) == 3  # theirs, ours (409: stale resourceVersion), ours on a fresh read
+    config = deployed(fake)
+    assert config["applications"][0]["args"] == new_args
+    assert config["applications"][1]["route_prefix"] == "/other-1"  # their write survived
+
+
+async def test_a_rayservice_that_keeps_changing_is_an_error_not_an_overwrite(
+    fake: FakeKubernetes,
+) -> None:
+    rs_client(fake).apply([rayservice()])
+    client = InterleavedClient(fake, writes=10)
+    with pytest.raises(KubeRayError, match="409"):
+        await KubeRayRedeployer(client, "raygate").redeploy({"teams": [], "models": []})
+    config = deployed(fake)
+    assert config["applications"][0]["args"] == SERVE_CONFIG["applications"][0]["args"]  # type: ignore[index]

@@ -2,8 +2,11 @@
 
 The RayService spec is the source of truth under KubeRay (the operator re-applies it), so
 the change goes there and nowhere else: read the live ``serveConfigV2``, replace only the
-raygate application's ``args``, merge-patch it back (`RayServiceClient.patch_serve_config`).
-Other applications in the same Serve config are kept as they are. Status comes from the
+raygate application's ``args``, merge-patch it back (`RayServiceClient.patch_serve_config`)
+with the ``resourceVersion`` it read. Other applications in the same Serve config are kept
+as they are; when someone else wrote the RayService in between (kubectl, GitOps, another
+platform), the API server answers 409 and the change is re-applied on a fresh read, so
+their write is never lost. Status comes from the
 RayService's ``activeServiceStatus`` as the operator reports it.
 """
 
@@ -15,10 +18,12 @@ from typing import Any
 
 import yaml
 
-from kuberay.client import RayServiceClient
+from kuberay.client import KubeRayError, RayServiceClient
 from serve.models_admin.redeploy import AppStatus
 
 __all__ = ["KubeRayRedeployer", "with_platform_args"]
+
+PATCH_ATTEMPTS = 5
 
 
 def with_platform_args(
@@ -48,13 +53,21 @@ class KubeRayRedeployer:
         return await asyncio.to_thread(self._status)
 
     def _redeploy(self, platform: dict[str, Any]) -> None:
-        obj = self._client.get(self.rayservice)
-        if obj is None:
-            raise RuntimeError(f"RayService {self.rayservice!r} does not exist")
-        current = yaml.safe_load(obj.get("spec", {}).get("serveConfigV2") or "") or {}
-        self._client.patch_serve_config(
-            self.rayservice, with_platform_args(current, self.app_name, platform)
-        )
+        for attempt in range(1, PATCH_ATTEMPTS + 1):
+            obj = self._client.get(self.rayservice)
+            if obj is None:
+                raise RuntimeError(f"RayService {self.rayservice!r} does not exist")
+            current = yaml.safe_load(obj.get("spec", {}).get("serveConfigV2") or "") or {}
+            try:
+                self._client.patch_serve_config(
+                    self.rayservice,
+                    with_platform_args(current, self.app_name, platform),
+                    resource_version=(obj.get("metadata") or {}).get("resourceVersion"),
+                )
+                return
+            except KubeRayError as exc:
+                if exc.status != 409 or attempt == PATCH_ATTEMPTS:
+                    raise
 
     def _status(self) -> AppStatus:
         status = self._client.status(self.rayservice)
