@@ -134,18 +134,13 @@ class Gateway:
 
     async def authorize_audit(self, authorization: str | None) -> AuditScope:
         """The admin key reads every team; a team's auditor key reads its own team."""
-        try:
-            self.check_admin(authorization)
-            return AuditScope.all_teams()
-        except GatewayError:
-            pass
-        principal = await self.authenticate(authorization)
-        if principal.role != "auditor":
-            raise PermissionDenied(
-                "Reading the audit log needs the admin key or an auditor key.",
-                code="not_an_auditor",
-            )
-        return AuditScope.only(principal.team)
+        principal = await self.authenticator.admin_or_role(
+            authorization,
+            self.admin_key,
+            "auditor",
+            "Reading the audit log needs the admin key or an auditor key.",
+        )
+        return AuditScope.all_teams() if principal is None else AuditScope.only(principal.team)
 
     async def authorize_models(self, authorization: str | None) -> ChangeScope:
         """The admin key changes any model; a team's model owner key only its team's."""

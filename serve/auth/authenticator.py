@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from serve.auth import api_keys
 from serve.auth.jwt_verifier import JWTVerifier
 from serve.config import PlatformConfig
-from serve.errors import AuthenticationFailed
+from serve.errors import AuthenticationFailed, PermissionDenied
 from serve.keystore import KeyRecord, KeyStore
 
 _CACHE_SIZE = 10_000
@@ -110,3 +110,18 @@ class Authenticator:
             raise AuthenticationFailed("The admin API is disabled (auth.admin_key is not set).")
         if not api_keys.matches(token, api_keys.digest(admin_key)):
             raise AuthenticationFailed("Incorrect admin key provided.")
+
+    async def admin_or_role(
+        self, authorization: str | None, admin_key: str | None, role: str, refusal: str
+    ) -> Principal | None:
+        """None for the admin key; the principal of a valid key with ``role``; otherwise
+        401 (no valid key) or 403 ``not_<role>`` with ``refusal`` as the message."""
+        try:
+            self.check_admin(authorization, admin_key)
+            return None
+        except AuthenticationFailed:
+            pass
+        principal = await self.authenticate(authorization)
+        if principal.role != role:
+            raise PermissionDenied(refusal, code=f"not_{role}")
+        return principal

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serve.auth.authenticator import Authenticator
-from serve.errors import GatewayError, PermissionDenied
+from serve.errors import PermissionDenied
 
 __all__ = ["ChangeScope", "authorize", "check_owned", "owner_of"]
 
@@ -44,17 +44,14 @@ async def authorize(
 ) -> ChangeScope:
     """The admin key changes any model; a team's ``model_owner`` key only its team's;
     any other valid key is a 403, no valid key a 401."""
-    try:
-        authenticator.check_admin(authorization, admin_key)
+    principal = await authenticator.admin_or_role(
+        authorization,
+        admin_key,
+        "model_owner",
+        "Managing models needs the admin key or a model owner key.",
+    )
+    if principal is None:
         return ChangeScope()
-    except GatewayError:
-        pass
-    principal = await authenticator.authenticate(authorization)
-    if principal.role != "model_owner":
-        raise PermissionDenied(
-            "Managing models needs the admin key or a model owner key.",
-            code="not_model_owner",
-        )
     return ChangeScope(team=principal.team, key_id=principal.key_id)
 
 
