@@ -184,3 +184,33 @@ def test_build_without_the_gpu_extra_names_it(monkeypatch: pytest.MonkeyPatch) -
         VLLMUnavailableError, match=r"'qwen' runs on vLLM, which needs the 'gpu' extra"
     ):
         build_vllm_deployment(ModelSpec.model_validate(BASE))
+
+
+async def test_ray_serve_llm_loads_each_adapter_from_its_own_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The contract with Ray Serve LLM's LoRA loader: the id the ingress sends for an
+    adapter (``<model>:<adapter>``, `serve.gateway.Plan.upstream`) resolves, through Ray's
+    own functions, to the adapter's ``source`` folder on the rendered LLMConfig."""
+    from ray.llm._internal.common.utils.lora_utils import get_base_model_id
+    from ray.llm._internal.serve.utils import lora_serve_utils
+
+    asked: list[str] = []
+
+    async def context_length(bucket_uri: str) -> None:  # the only call that would hit GCS
+        asked.append(bucket_uri)
+        return None
+
+    monkeypatch.setattr(lora_serve_utils, "get_lora_finetuned_context_length", context_length)
+    adapters = [
+        {"name": "legal", "source": "gs://b/adapters/legal"},
+        {"name": "sql", "source": "gs://b/adapters/sql/"},
+    ]
+    config = ray_llm_config()(**render(lora_adapters=adapters))
+    assert config.multiplex_config() is not None
+    for adapter in adapters:
+        model_id = f"{config.model_id}:{adapter['name']}"
+        mirror = await lora_serve_utils.get_lora_mirror_config(model_id, config)
+        assert mirror.bucket_uri == adapter["source"].rstrip("/")
+        assert get_base_model_id(model_id) == config.model_id
+    assert asked == [a["source"].rstrip("/") for a in adapters]
