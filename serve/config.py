@@ -266,6 +266,12 @@ class ModelConfig(Frozen):
     def served_tasks(self) -> tuple[Task, ...]:
         return self.tasks if self.tasks is not None else _DEFAULT_TASKS[self.backend.kind]
 
+    def usable_by(self, team: str) -> bool:
+        """A model dedicated to a team serves that team only; other models, any team the
+        allowlists admit."""
+        tenancy = self.tenancy
+        return tenancy is None or tenancy.sharing == "shared" or tenancy.owner_team == team
+
     @property
     def in_process(self) -> bool:
         """Remote HTTP backends run inside the ingress unless placed in a deployment."""
@@ -321,9 +327,7 @@ class PlatformConfig(Frozen):
         if len(set(team_names)) != len(team_names):
             raise ValueError("team names must be unique")
         validate_routes(self.routes, seen, team_names)
-        validate_fallbacks(
-            {m.name: m.reliability.fallbacks for m in self.models}, self.evaluations
-        )
+        validate_fallbacks({m.name: m.reliability.fallbacks for m in self.models}, self.evaluations)
         semantic = self.cache.semantic
         if semantic.enabled and semantic.embed_model is not None:
             embed = self.model(semantic.embed_model)

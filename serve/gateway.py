@@ -159,6 +159,15 @@ class Gateway:
                 param="model",
             )
         names = self.planner.plan(requested, principal.team)
+        # A route's pick or a fallback may be a model dedicated to another team: never used.
+        names = tuple(
+            n for n in names if (m := self.config.model(n)) is None or m.usable_by(principal.team)
+        )
+        if not names:
+            raise PermissionDenied(
+                f"Team '{principal.team}' is not allowed to use the model '{requested}'.",
+                param="model",
+            )
         # The primary must serve the task; fallbacks that don't are skipped.
         primary = self.config.model(names[0])
         if primary is None or task not in primary.served_tasks:

@@ -37,6 +37,17 @@ class Principal:
         names = {requested, canonical}
         if "*" not in team.models and not names & set(team.models):
             return False
+        # A model dedicated to another team; a route that would send this team to one.
+        route = config.route(canonical)
+        targets = (
+            [t.model for t in route.teams.get(self.team, route.targets)]
+            if route is not None
+            else [canonical]
+        )
+        for name in targets:
+            model = config.model(name)
+            if model is not None and not model.usable_by(self.team):
+                return False
         return self.models is None or "*" in self.models or bool(names & self.models)
 
 
