@@ -151,6 +151,34 @@ async def test_an_auditor_key_reads_only_its_team_and_calls_no_model(
         )
 
 
+async def test_a_model_owner_key_calls_models_and_reads_the_model_admin_api(
+    gateway: tuple[Gateway, Any],
+) -> None:
+    """The real gateway's wiring of the `model_owner` role (the route logic itself is in
+    tests/test_model_admin_routes.py): it calls models, reads /admin/config and
+    /admin/models, and is no auditor; a user key may not read the model admin API."""
+    _, app = gateway
+    async with http(app) as client:
+        created = await client.post(
+            "/admin/keys",
+            headers={"authorization": f"Bearer {ADMIN}"},
+            json={"team": "ops", "name": "ops-notebook", "role": "model_owner"},
+        )
+        assert created.status_code == 201, created.text
+        owner = {"authorization": f"Bearer {created.json()['key']}"}
+        config = await client.get("/admin/config", headers=owner)
+        models = await client.get("/admin/models", headers=owner)
+        audit = await client.get("/admin/audit", headers=owner)
+        user = await client.get("/admin/config", headers={"authorization": f"Bearer {OPS}"})
+    assert config.status_code == 200 and models.status_code == 200, config.text
+    assert audit.status_code == 403
+    assert user.status_code == 403 and user.json()["error"]["code"] == "not_model_owner"
+    reply = await sdk(app, created.json()["key"]).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.choices[0].message.content
+
+
 async def test_the_usage_report_counts_requests_by_team_and_model(
     gateway: tuple[Gateway, Any],
 ) -> None:
