@@ -34,11 +34,12 @@ from serve.cache import (
     replay_completion_stream,
 )
 from serve.call import Call
-from serve.config import ModelConfig, PlatformConfig, Task
-from serve.errors import GatewayError, InternalError, InvalidRequest, NotFound, PermissionDenied
+from serve.config import PlatformConfig, Task
+from serve.errors import GatewayError, InternalError
 from serve.fairshare import FairShare, Held, MemoryFairQueue
 from serve.guard_stage import ContentBlocked, GuardStage, actions_counts
 from serve.keystore import KeyStore
+from serve.model_access import ModelAccess, Plan, planner_for
 from serve.models_admin import ownership
 from serve.models_admin.ownership import ChangeScope
 from serve.openai_requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -53,21 +54,6 @@ log = logging.getLogger("raygate.gateway")
 
 T = TypeVar("T")
 C = TypeVar("C", ChatCompletionChunk, Completion)
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Where a request may go: the models to try in order (primary first)."""
-
-    requested: str
-    cache_name: str  # canonical model for a model or alias; the route name for a route
-    models: tuple[str, ...]
-    pinned: str | None  # the model the requested name always means (None for a route)
-    adapter: str | None = None  # a LoRA adapter of the (single) model: `<model>:<adapter>`
-
-    def upstream(self, model: str) -> str:
-        """The model id the engine is asked for (``<model>:<adapter>`` for an adapter)."""
-        return f"{model}:{self.adapter}" if self.adapter is not None else model
 
 
 @dataclass(slots=True)
@@ -113,6 +99,7 @@ class Gateway:
         self.engines = dict(engines)
         self.admin_key = admin_key
         self.planner = planner or planner_for(config)
+        self.access = ModelAccess(config, self.planner)
         self.executor = executor or Executor(
             {m.name: m.reliability for m in config.models}, on_attempt=_log_attempt
         )
@@ -147,81 +134,12 @@ class Gateway:
         return await ownership.authorize(self.authenticator, self.admin_key, authorization)
 
     def plan(self, principal: Principal, requested: str, task: Task) -> Plan:
-        """Resolve a public name (model, alias or route) to the models that may answer."""
-        route = self.config.route(requested)
-        model = self.config.model(requested)
-        if route is None and model is None:
-            return self._adapter_plan(principal, requested, task)
-        canonical = model.name if model is not None else requested
-        if not principal.may_use(self.config, requested, canonical):
-            raise PermissionDenied(
-                f"Team '{principal.team}' is not allowed to use the model '{requested}'.",
-                param="model",
-            )
-        names = self.planner.plan(requested, principal.team)
-        # A route's pick or a fallback may be a model dedicated to another team: never used.
-        names = tuple(
-            n for n in names if (m := self.config.model(n)) is None or m.usable_by(principal.team)
-        )
-        if not names:
-            raise PermissionDenied(
-                f"Team '{principal.team}' is not allowed to use the model '{requested}'.",
-                param="model",
-            )
-        # The primary must serve the task; fallbacks that don't are skipped.
-        primary = self.config.model(names[0])
-        if primary is None or task not in primary.served_tasks:
-            raise InvalidRequest(
-                f"The model '{requested}' does not support {task}.",
-                param="model",
-                code="unsupported_task",
-            )
-        usable = tuple(
-            n for n in names if (m := self.config.model(n)) is not None and task in m.served_tasks
-        )
-        return Plan(requested, canonical, usable, model.name if model is not None else None)
-
-    def _adapter_plan(self, principal: Principal, requested: str, task: Task) -> Plan:
-        """``<model>:<adapter>``: a LoRA adapter of a vLLM model, served by that model's
-        replicas (Ray Serve LLM multiplexing). No fallbacks: another model is not the same
-        adapter. A team that may use the model may use its adapters."""
-        base, _, adapter = requested.partition(":")
-        model = self.config.model(base) if adapter else None
-        if model is None or adapter not in _adapters(model):
-            raise NotFound(f"The model '{requested}' does not exist.", param="model")
-        if not principal.may_use(self.config, requested, model.name):
-            raise PermissionDenied(
-                f"Team '{principal.team}' is not allowed to use the model '{requested}'.",
-                param="model",
-            )
-        if task not in model.served_tasks:
-            raise InvalidRequest(
-                f"The model '{requested}' does not support {task}.",
-                param="model",
-                code="unsupported_task",
-            )
-        return Plan(requested, f"{model.name}:{adapter}", (model.name,), model.name, adapter)
+        """Resolve a public name (model, alias, adapter or route) to the models that may
+        answer (`serve.model_access`)."""
+        return self.access.plan(principal, requested, task)
 
     def visible_models(self, principal: Principal) -> list[dict[str, Any]]:
-        out = []
-        names = [(m.name, m.name, m.owned_by) for m in self.config.models]
-        names += [
-            (f"{m.name}:{a}", m.name, m.owned_by) for m in self.config.models for a in _adapters(m)
-        ]
-        names += [(a, m.name, m.owned_by) for m in self.config.models for a in m.aliases]
-        names += [(r.name, r.name, "raygate") for r in self.config.routes]
-        for name, canonical, owner in sorted(names, key=lambda n: self._order(n[0])):
-            if principal.may_use(self.config, name, canonical):
-                out.append(
-                    {"id": name, "object": "model", "created": self.started, "owned_by": owner}
-                )
-        return out
-
-    def _order(self, name: str) -> int:
-        for index, model in enumerate(self.config.models):
-            if name == model.name or name in model.aliases or name.split(":")[0] == model.name:
-                return index
-        return len(self.config.models)
+        return self.access.visible(principal, self.started)
 
     # -- chat and completions -----------------------------------------------------------
 
@@ -749,22 +667,9 @@ _COMPLETION = _Kind(
 )
 
 
-def planner_for(config: PlatformConfig) -> RoutePlanner:
-    return RoutePlanner(
-        config.routes,
-        fallbacks={m.name: m.reliability.fallbacks for m in config.models},
-        aliases={a: m.name for m in config.models for a in m.aliases},
-    )
-
-
 def _log_attempt(attempt: Attempt) -> None:
     if attempt.result != "ok":
         log.warning("model %s try %d: %s", attempt.model, attempt.number, attempt.result)
-
-
-def _adapters(model: ModelConfig) -> tuple[str, ...]:
-    adapters = getattr(model.backend, "lora_adapters", ())
-    return tuple(a.name for a in adapters)
 
 
 def _for_model(body: Mapping[str, Any], model: str) -> dict[str, Any]:

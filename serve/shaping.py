@@ -15,7 +15,7 @@ from serve.openai_types import ChatCompletion, ChatCompletionChunk, Completion
 from serve.streams import aclose_quietly
 
 if TYPE_CHECKING:
-    from serve.gateway import Plan
+    from serve.model_access import Plan
 
 __all__ = [
     "CACHE_HEADER",

@@ -190,7 +190,7 @@ async def test_ray_serve_llm_loads_each_adapter_from_its_own_folder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The contract with Ray Serve LLM's LoRA loader: the id the ingress sends for an
-    adapter (``<model>:<adapter>``, `serve.gateway.Plan.upstream`) resolves, through Ray's
+    adapter (``<model>:<adapter>``, `serve.model_access.Plan.upstream`) resolves, through Ray's
     own functions, to the adapter's ``source`` folder on the rendered LLMConfig."""
     from ray.llm._internal.common.utils.lora_utils import get_base_model_id
     from ray.llm._internal.serve.utils import lora_serve_utils
