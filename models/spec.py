@@ -221,6 +221,9 @@ class ModelSpec(_Frozen):
     lora_adapters: LoraAdapters = ()
     autoscaling: Autoscaling = Autoscaling()
     max_ongoing_requests: int = Field(32, ge=1)
+    # Replacements start before old replicas stop on a config change (no reload outage);
+    # 0 on a cluster that cannot fit one more replica of this model during a rollout.
+    max_surge_percent: int = Field(100, ge=0, le=100)
     tenancy: Tenancy | None = None  # None: platform-owned, shared equally
 
     @model_validator(mode="after")
@@ -267,6 +270,7 @@ class ModelSpec(_Frozen):
             "deployment": {
                 "max_ongoing_requests": self.max_ongoing_requests,
                 "autoscaling": self.autoscaling.model_dump(mode="json"),
+                "max_surge_percent": self.max_surge_percent,
             },
         }
         if self.tenancy is not None:
@@ -294,8 +298,9 @@ class ModelSpec(_Frozen):
             },
             "tenancy": model.get("tenancy"),
         }
-        if "max_ongoing_requests" in deployment:
-            fields["max_ongoing_requests"] = deployment["max_ongoing_requests"]
+        for key in ("max_ongoing_requests", "max_surge_percent"):
+            if key in deployment:
+                fields[key] = deployment[key]
         if kind == "vllm":
             fields.update(engine="vllm", **backend)
         elif kind == "llama_cpp":

@@ -82,6 +82,7 @@ def llm_config_kwargs(spec: ModelSpec) -> dict[str, Any]:
                 "target_ongoing_requests": auto.target_ongoing_requests,
             },
             "max_ongoing_requests": spec.max_ongoing_requests,
+            "max_surge_percent": spec.max_surge_percent,
         },
         # The default 50 ms stream batching adds that much to every token's latency.
         "experimental_configs": {"stream_batching_interval_ms": 0},

@@ -27,6 +27,7 @@ def model_deployment_options_for(name: str, spec: DeploymentConfig) -> dict[str,
         "max_queued_requests": spec.max_queued_requests,
         "ray_actor_options": {"num_cpus": spec.num_cpus},
         "health_check_period_s": 10,
+        "max_surge_percent": spec.max_surge_percent,
     }
     if spec.autoscaling is not None:
         auto = spec.autoscaling
@@ -51,6 +52,7 @@ def ingress_deployment_options(config: PlatformConfig) -> dict[str, Any]:
         # gateway as an OpenAI 503 rather than by Serve's plain-text one.
         "max_ongoing_requests": ingress.max_ongoing_requests + 16,
         "ray_actor_options": {"num_cpus": ingress.num_cpus},
+        "max_surge_percent": ingress.max_surge_percent,
     }
 
 

@@ -45,6 +45,11 @@ IMPORT_PATH = "serve.app:build_app"
 SecretRef = Annotated[str, StringConstraints(pattern=SECRET_REF_PATTERN)]
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 Task = Literal["chat", "completions", "embeddings"]
+# Every config change is a rolling restart (docs/architecture.md). Serve's default (0)
+# stops a replica before its replacement starts: a one-replica model is down while it
+# reloads. With a surge the old replicas serve until the new ones are ready (a GPU model
+# then needs room for one more replica; without it the rollout waits, nothing goes down).
+SurgePercent = Annotated[int, Field(ge=0, le=100)]
 # What a key may do: "user" calls models; "auditor" only reads its team's audit log and
 # usage; "model_owner" calls models and adds, changes and removes its team's models
 # (tenancy.owner_team) through the models admin API.
@@ -89,6 +94,7 @@ class IngressConfig(Frozen):
     max_ongoing_requests: int = Field(256, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     num_cpus: float = Field(0.5, ge=0)
+    max_surge_percent: SurgePercent = 100
 
 
 class JWTIssuerConfig(Frozen):
@@ -158,6 +164,7 @@ class DeploymentConfig(Frozen):
     max_ongoing_requests: int = Field(4, ge=1)
     max_queued_requests: int = Field(64, ge=-1)
     num_cpus: float = Field(1, ge=0)
+    max_surge_percent: SurgePercent = 100
 
 
 class LlamaCppBackend(Frozen):

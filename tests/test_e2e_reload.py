@@ -79,3 +79,47 @@ def test_redeploy_switches_routes_without_dropping_an_in_flight_stream(
         model="assistant", messages=[{"role": "user", "content": "hi"}]
     )
     assert reply.model == "upstream-model"
+
+
+MODEL_DEPLOYMENT = "model-smollm2-135m-instruct"
+
+
+def replica_states(deployment: str) -> dict[str, int]:
+    from ray import serve
+
+    app = serve.status().applications.get("raygate")
+    status = app.deployments.get(deployment) if app is not None else None
+    return {str(k): int(v) for k, v in (status.replica_states if status else {}).items()}
+
+
+def test_a_redeploy_never_leaves_the_self_hosted_model_without_a_running_replica(
+    platform: Platform, original: dict[str, Any]
+) -> None:
+    """Every config change restarts the model's replicas (Serve gives the application a
+    new code version); with `max_surge_percent` the replacement starts before the old
+    replica stops, so the one-replica llama.cpp model is never down during the rollout
+    (Serve's default, 0, stops it first). Watched through Serve's own status."""
+    seen: list[dict[str, int]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.append(replica_states(MODEL_DEPLOYMENT))
+            done.wait(0.05)  # polling cadence, not synchronisation: deploy() returning is
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        deploy(
+            {
+                **original,
+                "routes": [
+                    {"name": "surge", "targets": [{"model": "upstream-model", "weight": 1}]}
+                ],
+            }
+        )
+    finally:
+        done.set()
+        watcher.join(timeout=60)
+    assert any(s.get("STARTING", 0) or s.get("STOPPING", 0) for s in seen), seen  # it rolled
+    assert min(s.get("RUNNING", 0) for s in seen) >= 1, seen

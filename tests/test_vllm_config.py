@@ -95,8 +95,10 @@ def test_every_accelerator_kind_maps_to_a_ray_accelerator_type() -> None:
                     "target_ongoing_requests": 8,
                 },
                 "max_ongoing_requests": 24,
+                "max_surge_percent": 100,  # replacements start before old replicas stop
             },
         ),
+        ({"max_surge_percent": 0}, ("deployment_config", "max_surge_percent"), 0),
         ({}, ("experimental_configs",), {"stream_batching_interval_ms": 0}),
         (
             {
@@ -136,6 +138,7 @@ def test_lora_enables_the_engine_and_no_adapters_means_no_lora_config() -> None:
 def test_rendered_kwargs_validate_as_ray_llm_config(overrides: dict[str, Any]) -> None:
     config = ray_llm_config()(**render(**overrides))
     assert config.model_id == "qwen"
+    assert config.deployment_config["max_surge_percent"] == 100
     assert config.deployment_config["autoscaling_config"]["target_ongoing_requests"] == 8
     assert config.experimental_configs["stream_batching_interval_ms"] == 0
 
@@ -184,6 +187,15 @@ def test_build_without_the_gpu_extra_names_it(monkeypatch: pytest.MonkeyPatch) -
         VLLMUnavailableError, match=r"'qwen' runs on vLLM, which needs the 'gpu' extra"
     ):
         build_vllm_deployment(ModelSpec.model_validate(BASE))
+
+
+def test_max_surge_percent_is_a_serve_option_ray_llm_validates() -> None:
+    """Ray Serve LLM ignores deployment_config keys it does not know; it range-checks
+    the ones it does, so an out-of-range surge being refused shows the key is read."""
+    kwargs = render()
+    kwargs["deployment_config"] = {**kwargs["deployment_config"], "max_surge_percent": 101}
+    with pytest.raises(ValueError, match="max_surge_percent"):
+        ray_llm_config()(**kwargs)
 
 
 async def test_ray_serve_llm_loads_each_adapter_from_its_own_folder(
