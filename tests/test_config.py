@@ -33,6 +33,20 @@ def test_local_default_is_loopback_memory_sqlite() -> None:
     assert {m.name for m in platform.models} == {"smollm2-135m-instruct", "all-minilm-l6-v2"}
 
 
+def test_local_default_fits_a_two_core_laptop_through_a_rollout_and_a_notebook_model() -> None:
+    """Ray counts 2 CPUs on a 2-core laptop. The default's reservations, plus the model the
+    notebook adds (0.25), must leave room for the largest single surge replica of a
+    rolling update (`max_surge_percent`), or a model change would wait forever."""
+    platform = load_serve_file(ROOT / "serve/configs/local.yaml").platform
+    reserved = [platform.ingress.num_cpus * platform.ingress.num_replicas] + [
+        m.deployment.num_cpus * m.deployment.num_replicas
+        for m in platform.models
+        if not m.in_process
+    ]
+    surge = max([platform.ingress.num_cpus] + [m.deployment.num_cpus for m in platform.models])
+    assert sum(reserved) + 0.25 + surge <= 2, (reserved, surge)
+
+
 def base() -> dict[str, Any]:
     return {
         "teams": [{"name": "dev"}],
