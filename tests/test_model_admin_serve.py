@@ -101,3 +101,23 @@ def test_status_reads_enum_values_not_their_repr(monkeypatch: pytest.MonkeyPatch
     assert (status.status, dict(status.deployments)) == ("RUNNING", {"ingress": "HEALTHY"})
     monkeypatch.setattr(ServeRedeployer, "_details", lambda self: details)
     assert ServeRedeployer("absent")._status().status == "NOT_STARTED"
+
+
+async def test_outside_ray_it_refuses_instead_of_starting_a_ray_cluster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Serve's client calls ``ray.init()`` when the process has no Ray connection: a status
+    read from a gateway running outside Ray (a unit test, a plain ASGI server) must not
+    start a local cluster. (This process may hold the e2e session's Ray: it is hidden.)"""
+    import ray
+
+    def no_init(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ray.init was called")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_init)
+    redeployer = ServeRedeployer("raygate")
+    with pytest.raises(RuntimeError, match="not running on Ray Serve"):
+        await redeployer.status()
+    with pytest.raises(RuntimeError, match="not running on Ray Serve"):
+        await redeployer.redeploy({"teams": [], "models": []})

@@ -48,6 +48,15 @@ def declarative_config(
     return out
 
 
+def _require_ray() -> None:
+    """Serve's client would start a local Ray cluster when none is connected (its
+    ``_connect`` calls ``ray.init()``): outside Ray, refuse instead."""
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("not running on Ray Serve (no Ray connection in this process)")
+
+
 def _text(value: Any) -> str:
     """Serve's details hold str enums (``APIType.DECLARATIVE``): their value, not repr."""
     if value is None:
@@ -76,6 +85,7 @@ class ServeRedeployer:
     def _details(self) -> dict[str, Any]:
         from ray.serve.context import _get_global_client
 
+        _require_ray()
         client = _get_global_client()
         assert client is not None
         return dict(client.get_serve_details())
