@@ -105,6 +105,14 @@ def test_the_model_is_a_ray_serve_llm_deployment(client: openai.OpenAI) -> None:
     status = serve.status().applications["raygate"].deployments
     assert status[f"model-{MODEL}"].status == "HEALTHY"
     assert MODEL in {m.id for m in client.models.list().data}
+    # The spec's rollout setting reached Serve through Ray Serve LLM's deployment options:
+    # on a config change the replacement starts before the old replica stops.
+    from ray.serve.context import _get_global_client
+
+    client_ = _get_global_client()
+    assert client_ is not None
+    details = client_.get_serve_details()["applications"]["raygate"]["deployments"]
+    assert details[f"model-{MODEL}"]["deployment_config"]["max_surge_percent"] == 100
 
 
 def test_chat(client: openai.OpenAI) -> None:
