@@ -73,7 +73,10 @@ def gpu_worker_bounds(
     args: Mapping[str, Any], pools: Mapping[AcceleratorKind, GpuPool]
 ) -> dict[AcceleratorKind, tuple[int, int]]:
     """``{accelerator type: (min pods, max pods)}`` for the vLLM models' autoscaling
-    bounds: replicas x GPUs per replica, packed onto pods of ``gpus_per_node`` GPUs."""
+    bounds: replicas x GPUs per replica, packed onto pods of ``gpus_per_node`` GPUs. The
+    maximum leaves room for a rollout at full scale: every config change replaces every
+    replica, and with ``max_surge_percent`` the replacements start first (that many
+    percent of ``max_replicas`` more, rounded up)."""
     gpus: dict[AcceleratorKind, list[int]] = {}
     for model in args.get("models") or ():
         if (model.get("backend") or {}).get("kind") != "vllm":
@@ -93,9 +96,11 @@ def gpu_worker_bounds(
                 f"nodes have {pool.gpus_per_node}"
             )
         low, high = gpus.setdefault(kind, [0, 0])
+        peak = spec.autoscaling.max_replicas
+        surge = math.ceil(peak * spec.max_surge_percent / 100)
         gpus[kind] = [
             low + spec.autoscaling.min_replicas * count,
-            high + spec.autoscaling.max_replicas * count,
+            high + (peak + surge) * count,
         ]
     return {
         kind: (

@@ -41,7 +41,7 @@ def qwen() -> ModelSpec:
     return next(s for s in load_specs() if s.name == "qwen2.5-7b-instruct")
 
 
-def h100(count: int = 2, max_replicas: int = 3) -> ModelSpec:
+def h100(count: int = 2, max_replicas: int = 3, surge: int = 100) -> ModelSpec:
     return ModelSpec.model_validate(
         {
             "name": "llama-70b",
@@ -49,6 +49,7 @@ def h100(count: int = 2, max_replicas: int = 3) -> ModelSpec:
             "engine": "vllm",
             "accelerator": {"type": "nvidia-h100-80gb", "count": count},
             "autoscaling": {"min_replicas": 1, "max_replicas": max_replicas},
+            "max_surge_percent": surge,
         }
     )
 
@@ -183,9 +184,10 @@ def test_one_gpu_group_per_accelerator_type_sized_from_autoscaling_bounds() -> N
     by_name = groups(rs)
     assert sorted(by_name) == ["cpu", "gpu-nvidia-h100-80gb", "gpu-nvidia-l4"]
     l4 = by_name["gpu-nvidia-l4"]
-    assert (l4["replicas"], l4["minReplicas"], l4["maxReplicas"]) == (1, 1, 2)
+    # max: room for a rollout at full scale (max_replicas + 100 % surge)
+    assert (l4["replicas"], l4["minReplicas"], l4["maxReplicas"]) == (1, 1, 4)
     h = by_name["gpu-nvidia-h100-80gb"]
-    assert (h["minReplicas"], h["maxReplicas"]) == (1, 1)  # 2..6 GPUs on 8-GPU nodes
+    assert (h["minReplicas"], h["maxReplicas"]) == (1, 2)  # 2..12 GPUs on 8-GPU nodes
     assert h["resources"] == {"accelerator_type:H100": "8"}
     pod = l4["template"]["spec"]
     assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
@@ -197,10 +199,21 @@ def test_one_gpu_group_per_accelerator_type_sized_from_autoscaling_bounds() -> N
     assert by_name["cpu"]["rayStartParams"] == {"num-gpus": "0"}
 
 
-def test_gpu_packing_rounds_up_to_whole_nodes() -> None:
-    rs = render_rayservice(serve_config(h100(count=3, max_replicas=3)), cluster())
+@pytest.mark.parametrize(
+    ("surge", "max_nodes"),
+    [
+        (0, 2),  # 3 replicas x 4 GPUs = 12 -> 2 nodes of 8 (stop-first rollouts need no room)
+        (10, 2),  # + ceil(0.3) = 1 replica -> 16 GPUs -> 2 nodes
+        (34, 3),  # + ceil(1.02) = 2 replicas -> 20 GPUs -> 3 nodes (rounded up, not down)
+        (100, 3),  # + 3 replicas -> 24 GPUs -> 3 nodes
+    ],
+)
+def test_gpu_packing_rounds_up_to_whole_nodes_with_room_for_the_surge(
+    surge: int, max_nodes: int
+) -> None:
+    rs = render_rayservice(serve_config(h100(count=4, max_replicas=3, surge=surge)), cluster())
     h = groups(rs)["gpu-nvidia-h100-80gb"]
-    assert (h["minReplicas"], h["maxReplicas"]) == (1, 2)  # 3 GPUs -> 1 node, 9 -> 2 nodes
+    assert (h["minReplicas"], h["maxReplicas"]) == (1, max_nodes)  # 4 GPUs -> 1 node
 
 
 def test_no_vllm_models_means_no_gpu_groups() -> None:
