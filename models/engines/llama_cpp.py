@@ -69,6 +69,25 @@ def _response_format(value: dict[str, Any] | None) -> dict[str, Any] | None:
     raise InvalidRequest("Unsupported response_format type.", param="response_format")
 
 
+def _text_content(content: Any, where: str) -> Any:
+    """A message's content as llama.cpp chat templates take it: a string. OpenAI's list of
+    content parts is joined (text parts only, newline-separated, as vLLM does); other
+    parts (images, audio, files) are refused, since this engine reads text only. No content
+    (an assistant turn that only called tools) is the empty string: templates concatenate."""
+    if content is None:
+        return ""
+    if not isinstance(content, list):
+        return content
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") != "text":
+            raise InvalidRequest(
+                "This model accepts only text content parts.", param=f"{where}[{j}]"
+            )
+        texts.append(str(part.get("text", "")))
+    return "\n".join(texts)
+
+
 class LlamaCppEngine(NoEmbeddings):
     def __init__(self, public_name: str, backend: LlamaCppBackend) -> None:
         from llama_cpp import Llama
@@ -103,11 +122,11 @@ class LlamaCppEngine(NoEmbeddings):
         args = self._sampling(request)
         args["messages"] = [
             {
-                k: v
+                k: (_text_content(v, f"messages[{i}].content") if k == "content" else v)
                 for k, v in m.items()
                 if k in ("role", "content", "name", "tool_calls", "tool_call_id")
             }
-            for m in request["messages"]
+            for i, m in enumerate(request["messages"])
         ]
         if request.get("tools"):
             args["tools"] = request["tools"]
@@ -122,9 +141,17 @@ class LlamaCppEngine(NoEmbeddings):
                 raise InvalidRequest("This model accepts one prompt per request.", param="prompt")
             prompt = prompt[0]
         args = self._sampling(request)
-        args["prompt"] = prompt
+        # An empty prompt means "generate from the start" (OpenAI accepts it); llama.cpp
+        # needs at least one token, so it gets the model's beginning-of-sequence token.
+        args["prompt"] = prompt if prompt else self._start_tokens()
         args["echo"] = bool(request.get("echo"))
         return args
+
+    def _start_tokens(self) -> list[int]:
+        bos = int(self._llama.token_bos())
+        if bos < 0:
+            raise InvalidRequest("This model needs a non-empty prompt.", param="prompt")
+        return [bos]
 
     # -- running ------------------------------------------------------------------------
 
