@@ -36,6 +36,11 @@ PARTS = [{"type": "text", "text": "Say"}, {"type": "text", "text": "hi."}]
             {"role": "assistant", "content": None, "tool_calls": []},
             {"role": "tool", "tool_call_id": "c1", "content": PARTS},
         ),
+        chat(  # an assistant turn with no content key at all (only a call)
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}},
+            {"role": "user", "content": "And now?"},
+        ),
     ],
 )
 async def test_text_content_parts_are_answered(

@@ -122,9 +122,10 @@ class LlamaCppEngine(NoEmbeddings):
         args = self._sampling(request)
         args["messages"] = [
             {
-                k: (_text_content(v, f"messages[{i}].content") if k == "content" else v)
-                for k, v in m.items()
-                if k in ("role", "content", "name", "tool_calls", "tool_call_id")
+                "role": m.get("role"),
+                # Every message has a string content: chat templates read it unguarded.
+                "content": _text_content(m.get("content"), f"messages[{i}].content"),
+                **{k: m[k] for k in ("name", "tool_calls", "tool_call_id") if k in m},
             }
             for i, m in enumerate(request["messages"])
         ]
