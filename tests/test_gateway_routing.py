@@ -118,9 +118,7 @@ def platform_args(upstream: FakeUpstream, vertex: FakeVertex, tmp: Path) -> dict
                 ],
             }
         ],
-        "cache": {
-            "semantic": {"enabled": True, "embed_model": "minilm", "models": ["upstream"]}
-        },
+        "cache": {"semantic": {"enabled": True, "embed_model": "minilm", "models": ["upstream"]}},
     }
 
 
@@ -159,9 +157,7 @@ async def test_failed_primary_falls_back_to_the_approved_model_and_says_so(
     app: Any, upstream: FakeUpstream, vertex: FakeVertex
 ) -> None:
     before = upstream_calls(upstream, "fail-500")
-    raw = await sdk(app).chat.completions.with_raw_response.create(
-        model="flaky", messages=MESSAGES
-    )
+    raw = await sdk(app).chat.completions.with_raw_response.create(model="flaky", messages=MESSAGES)
     reply = raw.parse()
     validate("CreateChatCompletionResponse", reply.model_dump(exclude_unset=True))
     assert reply.model == "gemini"
@@ -210,9 +206,7 @@ async def test_stream_failing_after_the_first_token_ends_with_an_error_not_a_fal
     assert seen and set(seen) == {"breaks-mid-stream"}
 
 
-async def test_client_errors_are_not_retried_or_fallen_back(
-    app: Any, vertex: FakeVertex
-) -> None:
+async def test_client_errors_are_not_retried_or_fallen_back(app: Any, vertex: FakeVertex) -> None:
     vertex.respond_with("error_400")
     with pytest.raises(openai.BadRequestError):
         await sdk(app).chat.completions.create(model="gemini", messages=MESSAGES)
@@ -286,7 +280,10 @@ async def test_exact_cache_answers_a_repeat_without_calling_the_model(
     assert b.model == "upstream-alias" and b.id != a.id
 
     stream = await client.chat.completions.create(
-        model="upstream", messages=messages, temperature=0, stream=True,
+        model="upstream",
+        messages=messages,
+        temperature=0,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = [c async for c in stream]
@@ -306,7 +303,9 @@ async def test_cache_is_per_team_and_can_be_bypassed(app: Any, upstream: FakeUps
     )
     assert other.headers["x-raygate-cache"] == "miss"
     bypass = await sdk(app).chat.completions.with_raw_response.create(
-        model="upstream", messages=messages, temperature=0,
+        model="upstream",
+        messages=messages,
+        temperature=0,
         extra_headers={"x-raygate-cache": "bypass"},
     )
     assert bypass.headers["x-raygate-cache"] == "bypass"
@@ -387,3 +386,46 @@ async def test_semantic_cache_never_answers_requests_with_tools(app: Any) -> Non
     )
     assert raw.headers["x-raygate-cache"] != "semantic-hit"
     assert raw.parse().choices[0].message.tool_calls
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"seed": 1e20},  # integral float beyond int64: JSON allows it
+        {"seed": 18446744073709551615},  # uint64 max
+        {"metadata": {"n": 1e30}},
+        {  # inside a tool's JSON schema, which the request passes through untouched
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "parameters": {"type": "object", "maxProperties": 1e20},
+                    },
+                }
+            ]
+        },
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "s", "schema": {"type": "number", "maximum": 1e25}},
+            }
+        },
+    ],
+)
+async def test_numbers_json_allows_never_make_a_500(
+    app: Any, upstream: FakeUpstream, extra: dict[str, Any]
+) -> None:
+    """Found by fuzzing with OpenAI's schema: an integral float beyond 64 bits crashed the
+    cache key (a 500). Such a request is answered, or refused with a 400, never a 500."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
+    ) as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            headers={"authorization": f"Bearer {DEV}"},
+            json={"model": "upstream", "messages": MESSAGES, "temperature": 0, **extra},
+        )
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        validate("ErrorResponse", response.json())

@@ -46,8 +46,13 @@ IGNORED_FIELDS = frozenset(
 _KEY_VERSION = 1  # bump when normalisation changes, so old entries are never misread
 
 
+_INT64 = 2**63
+
+
 def _fold(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
+    # 1.0 and 1 mean the same; beyond 64 bits an integral float stays a float (JSON allows
+    # it, and orjson encodes only 64-bit integers).
+    if isinstance(value, float) and value.is_integer() and -_INT64 <= value < _INT64:
         return int(value)
     if isinstance(value, Mapping):
         return {str(k): _fold(v) for k, v in value.items() if v is not None}
