@@ -19,13 +19,21 @@ from conftest import Platform
 pytestmark = pytest.mark.integration
 
 
-def deploy(args: dict[str, Any]) -> None:
-    from ray import serve
-
+def build_app(args: dict[str, Any]) -> Any:
     from serve.app import build_graph
     from serve.config import parse_platform_config
 
-    serve.run(build_graph(parse_platform_config(args)), name="raygate", route_prefix="/")
+    return build_graph(parse_platform_config(args))
+
+
+def run(app: Any) -> None:
+    from ray import serve
+
+    serve.run(app, name="raygate", route_prefix="/")
+
+
+def deploy(args: dict[str, Any]) -> None:
+    run(build_app(args))
 
 
 @pytest.fixture
@@ -84,12 +92,18 @@ def test_redeploy_switches_routes_without_dropping_an_in_flight_stream(
 MODEL_DEPLOYMENT = "model-smollm2-135m-instruct"
 
 
-def replica_states(deployment: str) -> dict[str, int]:
-    from ray import serve
-
-    app = serve.status().applications.get("raygate")
-    status = app.deployments.get(deployment) if app is not None else None
-    return {str(k): int(v) for k, v in (status.replica_states if status else {}).items()}
+def replica_states(client: Any, deployment: str) -> dict[str, int]:
+    """Replica counts by state, from the controller's details as a plain dict. Not
+    `serve.status()`: it builds Serve config objects whose pickling setup is not
+    thread-safe, and this runs in a thread while the main thread deploys."""
+    details = client.get_serve_details()
+    app = details.get("applications", {}).get("raygate") or {}
+    replicas = (app.get("deployments", {}).get(deployment) or {}).get("replicas") or []
+    states: dict[str, int] = {}
+    for replica in replicas:
+        state = str(getattr(replica["state"], "value", replica["state"]))
+        states[state] = states.get(state, 0) + 1
+    return states
 
 
 def test_a_redeploy_never_leaves_the_self_hosted_model_without_a_running_replica(
@@ -99,25 +113,28 @@ def test_a_redeploy_never_leaves_the_self_hosted_model_without_a_running_replica
     new code version); with `max_surge_percent` the replacement starts before the old
     replica stops, so the one-replica llama.cpp model is never down during the rollout
     (Serve's default, 0, stops it first). Watched through Serve's own status."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client()
+    assert replica_states(client, MODEL_DEPLOYMENT).get("RUNNING") == 1
+    app = build_app(
+        {
+            **original,
+            "routes": [{"name": "surge", "targets": [{"model": "upstream-model", "weight": 1}]}],
+        }
+    )
     seen: list[dict[str, int]] = []
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            seen.append(replica_states(MODEL_DEPLOYMENT))
+            seen.append(replica_states(client, MODEL_DEPLOYMENT))
             done.wait(0.05)  # polling cadence, not synchronisation: deploy() returning is
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        deploy(
-            {
-                **original,
-                "routes": [
-                    {"name": "surge", "targets": [{"model": "upstream-model", "weight": 1}]}
-                ],
-            }
-        )
+        run(app)
     finally:
         done.set()
         watcher.join(timeout=60)
