@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
+from asgi_client import sdk
 from fake_upstream import FakeUpstream
 from openapi_contract import validate
 
@@ -161,13 +161,6 @@ async def single(
     (made,) = await replicas(1, upstream, tmp_path, {"backend": "memory"}, webhook.url)
     yield made
     await made[0].aclose()
-
-
-def sdk(app: Any, key: str) -> openai.AsyncOpenAI:
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    )
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 async def status_of(client: openai.AsyncOpenAI, **kwargs: Any) -> int:
@@ -368,9 +361,7 @@ async def test_redis_down_follows_the_configured_mode(
         assert statuses == [503, 503, 503]
 
 
-async def test_a_timed_out_backend_releases_the_concurrency_slot(
-    env: None, tmp_path: Path
-) -> None:
+async def test_a_timed_out_backend_releases_the_concurrency_slot(env: None, tmp_path: Path) -> None:
     from fault_server import FaultServer
 
     server = FaultServer()

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
+from asgi_client import http, sdk
 from fake_upstream import FakeUpstream
 
 from serve.api.app import create_app, with_context
@@ -61,18 +61,6 @@ async def gateway(
     made = await build_gateway(config, {})
     yield made, with_context(create_app(made), made, under_serve=False)
     await made.aclose()
-
-
-def http(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    )
-
-
-def sdk(app: Any, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url="http://gw/v1", api_key=key, http_client=http(app), max_retries=0
-    )
 
 
 async def drained(gateway: Gateway) -> None:

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
+from asgi_client import sdk
 from fault_server import FaultServer
 from openapi_contract import validate
 
@@ -62,13 +62,6 @@ async def app(
     gateway = await build_gateway(config, {})
     yield with_context(create_app(gateway), gateway, under_serve=False)
     await gateway.aclose()
-
-
-def sdk(app: Any, key: str) -> openai.AsyncOpenAI:
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    )
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 async def test_a_request_queued_past_max_wait_gets_a_429_and_the_holder_finishes(

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import asgi_client
 import openai
 import pytest
 from fault_server import LEAK, FaultServer
@@ -32,8 +32,15 @@ MESSAGES: Any = [{"role": "user", "content": "Summarise the quarterly sales repo
 NO_HANG_S = 30
 
 FAULTS = [
-    "error-500", "error-429", "html-502", "reset", "close", "hang",
-    "malformed", "wrong-shape", "truncated",
+    "error-500",
+    "error-429",
+    "html-502",
+    "reset",
+    "close",
+    "hang",
+    "malformed",
+    "wrong-shape",
+    "truncated",
 ]
 STREAM_BREAKS = ["mid-stream", "mid-stream-reset"]
 # What must never reach a caller: internal addresses, stack traces, library names.
@@ -102,10 +109,7 @@ async def app(
 
 
 def sdk(app: Any, key: str = DEV) -> openai.AsyncOpenAI:
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    )
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
+    return asgi_client.sdk(app, key)
 
 
 def assert_clean_error(error: openai.APIStatusError) -> None:
@@ -151,9 +155,7 @@ async def test_a_fault_without_fallback_is_a_clean_openai_error(
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-async def test_a_stream_that_fails_before_its_first_chunk_falls_back(
-    app: Any, fault: str
-) -> None:
+async def test_a_stream_that_fails_before_its_first_chunk_falls_back(app: Any, fault: str) -> None:
     async def collect() -> tuple[str, str]:
         stream = await sdk(app).chat.completions.create(
             model=f"fault-{fault}", messages=MESSAGES, stream=True

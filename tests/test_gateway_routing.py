@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import asgi_client
 import openai
 import pytest
 from fake_upstream import FakeUpstream
@@ -140,10 +140,7 @@ async def app(
 
 
 def sdk(app: Any, key: str = DEV) -> openai.AsyncOpenAI:
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    )
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
+    return asgi_client.sdk(app, key)
 
 
 def upstream_calls(upstream: FakeUpstream, model: str) -> int:
@@ -418,9 +415,7 @@ async def test_numbers_json_allows_never_make_a_500(
 ) -> None:
     """Found by fuzzing with OpenAI's schema: an integral float beyond 64 bits crashed the
     cache key (a 500). Such a request is answered, or refused with a 400, never a 500."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    ) as client:
+    async with asgi_client.http(app) as client:
         response = await client.post(
             "/v1/chat/completions",
             headers={"authorization": f"Bearer {DEV}"},

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import asgi_client
 import openai
 import pytest
 from fake_upstream import FakeUpstream
@@ -82,10 +82,7 @@ async def platform(
 
 
 def sdk(app: Any, key: str = DEV) -> openai.AsyncOpenAI:
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    )
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
+    return asgi_client.sdk(app, key)
 
 
 def sent_to_provider(upstream: FakeUpstream) -> str:

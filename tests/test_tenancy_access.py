@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
+from asgi_client import sdk
 from fake_upstream import FakeUpstream
 from openapi_contract import validate
 
@@ -81,13 +81,6 @@ async def app(
     gateway = await build_gateway(parse_platform_config(platform_args(upstream, tmp_path)), {})
     yield with_context(create_app(gateway), gateway, under_serve=False)
     await gateway.aclose()
-
-
-def sdk(app: Any, key: str) -> openai.AsyncOpenAI:
-    http = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://gw"
-    )
-    return openai.AsyncOpenAI(base_url="http://gw/v1", api_key=key, http_client=http, max_retries=0)
 
 
 @pytest.mark.parametrize(
