@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from shared_data_rule import shared_data_missing
 
 from guardrails.eval_ja_dataset import generate
 from guardrails.pattern_tier import PatternDetector
@@ -19,9 +20,7 @@ def pii_set() -> Path:
     path = Path(os.environ.get("RAYGATE_SHARED_DATA", default_shared_dir())) / "pii"
     path = path / "presidio_synth_dataset_v2.json"
     if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"development data not found at {path}")
-        pytest.skip(f"development data not found at {path}")
+        shared_data_missing(f"development data not found at {path}")
     return path
 
 

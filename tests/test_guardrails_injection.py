@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data_rule import shared_data_missing
 
 from guardrails import Guardrails, GuardrailsPolicy
 from guardrails.corpus import corpus_lines
@@ -63,10 +64,7 @@ SHORT_BENIGN = [
 def shared_data() -> Path:
     path = Path(os.environ.get("RAYGATE_SHARED_DATA", default_shared_dir()))
     if not (path / "injection").is_dir():
-        message = f"development data not found at {path}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        shared_data_missing(f"development data not found at {path}")
     return path
 
 
